@@ -1,0 +1,294 @@
+"""The public Python API: :class:`Reranker`.
+
+Example:
+    >>> from m0rank import Reranker
+    >>> reranker = Reranker.from_pretrained()            # built-in offline model
+    >>> reranker = Reranker.from_pretrained("jinaai/jina-reranker-m0")  # or a local folder
+    >>> results = reranker.rank("slm markdown", ["doc one", {"image": "page.png"}], top_n=1)
+    >>> results[0].index, results[0].score
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from m0rank.config import EngineConfig, ImageLimits, ImageSizing, ScoreOptions
+from m0rank.engine import Engine
+from m0rank.errors import InvalidInputError, describe_value
+from m0rank.model.base import LoadOptions, RerankerArchitecture
+from m0rank.model.loading import read_config, resolve_checkpoint_dir
+from m0rank.model.registry import resolve_architecture
+from m0rank.preprocessing.inputs import coerce_documents, resolve_document, to_document
+from m0rank.types import Document, PairScore, RankResult
+
+__all__ = ["Reranker", "DEFAULT_MODEL", "BUILTIN_MODELS", "select_device", "select_dtype"]
+
+logger = logging.getLogger(__name__)
+
+_BUILTIN_ROOT = Path(__file__).parent / "builtin"
+# Names that resolve to model folders shipped inside the package (no download, no hub).
+BUILTIN_MODELS: dict[str, Path] = {
+    "m0rank-offline": _BUILTIN_ROOT / "offline-default",
+}
+DEFAULT_MODEL = "m0rank-offline"
+
+_DTYPES = {
+    "bf16": "bfloat16", "bfloat16": "bfloat16", "fp16": "float16", "float16": "float16",
+    "half": "float16", "fp32": "float32", "float32": "float32", "float": "float32",
+}
+_SIDE_TYPES = ("text", "image")
+
+
+class Reranker:
+    """Scores documents against a query with any registered model family.
+
+    Args:
+        model: A loaded :class:`RerankerArchitecture`.
+        engine_config: Micro-batch budget.
+        image_limits: Limits applied when reading images.
+    """
+
+    def __init__(self, model: RerankerArchitecture, *, engine_config: EngineConfig | None = None,
+                 image_limits: ImageLimits | None = None) -> None:
+        self.model = model
+        self.engine = Engine(model, engine_config)
+        self.image_limits = image_limits or ImageLimits()
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        name_or_path: str | os.PathLike[str] | None = None,
+        *,
+        device: str | None = None,
+        dtype: Any = None,
+        min_pixels: int = ImageSizing.min_pixels,
+        max_pixels: int = ImageSizing.max_pixels,
+        max_batch_tokens: int = EngineConfig.max_batch_tokens,
+        max_batch_size: int = EngineConfig.max_batch_size,
+        image_limits: ImageLimits | None = None,
+        revision: str | None = None,
+        cache_dir: str | os.PathLike[str] | None = None,
+        local_files_only: bool = False,
+        show_progress: bool = False,
+    ) -> Reranker:
+        """Load a model from a local folder, the Hugging Face cache, the hub, or a built-in name.
+
+        Args:
+            name_or_path: Folder, hub id (``"jinaai/jina-reranker-m0"``) or built-in name;
+                ``None`` picks the built-in offline model (:data:`DEFAULT_MODEL`).
+            device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...; default CUDA when available.
+            dtype: ``torch.dtype`` or a name (``"bf16"``, ``"fp32"``...); default bf16 on CUDA,
+                fp32 on CPU.
+            min_pixels: Smallest image area after resizing (reference: 3136).
+            max_pixels: Largest image area after resizing (reference: 602112).
+            max_batch_tokens: Padded-token budget of a micro-batch.
+            max_batch_size: Most pairs per micro-batch.
+            image_limits: Limits when reading images (bytes, pixels, URL timeouts).
+            revision: Hub revision.
+            cache_dir: Hugging Face cache folder.
+            local_files_only: Never use the network.
+            show_progress: Progress bar over micro-batches on long inputs.
+
+        Raises:
+            ModelNotFoundError: The weights cannot be found.
+            UnsupportedArchitectureError: ``config.json`` names no registered architecture.
+            ModelLoadError: The files do not form a loadable checkpoint.
+        """
+        name = DEFAULT_MODEL if name_or_path is None else name_or_path
+        path = BUILTIN_MODELS.get(str(name)) or resolve_checkpoint_dir(
+            name, revision=revision, cache_dir=cache_dir, local_files_only=local_files_only)
+        config = read_config(path)
+        architecture = resolve_architecture(config, str(path))
+        resolved_device = select_device(device)
+        options = LoadOptions(device=resolved_device, dtype=select_dtype(dtype, resolved_device),
+                              image_sizing=ImageSizing(min_pixels=min_pixels, max_pixels=max_pixels))
+        model = architecture.load(path, config, options)
+        # "jinaai/jina-reranker-m0" or "/models/jina-reranker-m0" -> "jina-reranker-m0".
+        model.model_name = Path(str(name).rstrip("/")).name
+        logger.info("loaded %s (%s) on %s", path, type(model).__name__, resolved_device)
+        engine_config = EngineConfig(max_batch_tokens=max_batch_tokens,
+                                     max_batch_size=max_batch_size, show_progress=show_progress)
+        return cls(model, engine_config=engine_config, image_limits=image_limits)
+
+    @property
+    def model_name(self) -> str:
+        """Name reported in results and API responses."""
+        return self.model.model_name
+
+    def rank(
+        self,
+        query: Any,
+        documents: Sequence[Any],
+        *,
+        top_n: int | None = None,
+        return_documents: bool = False,
+        max_length: int | None = None,
+        max_doc_length: int | None = None,
+    ) -> list[RankResult]:
+        """Rank ``documents`` by relevance to ``query``, most relevant first.
+
+        Args:
+            query: Text, a ``PIL.Image``, a dict (``{"text"}``/``{"image"}``) or a Document.
+            documents: A non-empty list of the same kinds; kinds may be mixed in one call.
+            top_n: Keep the best ``top_n`` (``None``: all).
+            return_documents: Attach each input document to its result.
+            max_length: Longest prompt in tokens (default 10240).
+            max_doc_length: Longest text document in tokens (default derived).
+
+        Returns:
+            Results sorted by score descending; ties keep input order.
+
+        Raises:
+            InvalidInputError: Empty or malformed query/documents, bad ``top_n``.
+            ImageError: An image cannot be read or has an unusable size.
+        """
+        _check_top_n(top_n)
+        originals = [to_document(doc, f"documents[{i}]") for i, doc in enumerate(documents)] \
+            if _is_sequence(documents) else documents
+        scores = self.score(query, originals, max_length=max_length, max_doc_length=max_doc_length)
+        ranked = sorted(range(len(scores)), key=lambda i: (-scores[i].score, i))
+        if top_n is not None:
+            ranked = ranked[:top_n]
+        return [
+            RankResult(index=i, score=scores[i].score, warnings=scores[i].warnings,
+                       document=originals[i] if return_documents else None)
+            for i in ranked
+        ]
+
+    def score(
+        self, query: Any, documents: Sequence[Any], *, max_length: int | None = None,
+        max_doc_length: int | None = None, max_query_length: int | None = None,
+    ) -> list[PairScore]:
+        """Score every document against ``query``; results in input order, with logits and
+        token counts (what the server and the evaluation harness build on)."""
+        options = _score_options(max_length, max_query_length, max_doc_length)
+        query_doc = self._resolve(to_document(query, "query"), "query")
+        docs = coerce_documents(documents, "documents", limits=self.image_limits)
+        fields = [f"documents[{i}]" for i in range(len(docs))]
+        return self.engine.score([(query_doc, doc) for doc in docs], options, fields)
+
+    def compute_score(
+        self,
+        pairs: Sequence[Any],
+        batch_size: int = 8,
+        max_length: int = 10240,
+        max_query_length: int = 512,
+        max_doc_length: int | None = None,
+        query_type: str = "text",
+        doc_type: str = "text",
+        normalize_scores: bool = True,
+        show_progress: bool = False,
+    ) -> list[float] | float:
+        """Drop-in for the reference remote code's ``compute_score``.
+
+        ``pairs`` is a list of ``[query, document]``; one bare pair is accepted too.
+        ``query_type`` / ``doc_type`` (``"text"`` or ``"image"``) apply to the whole call.
+        Returns a list of floats, or a bare float when there is one pair (as the reference).
+
+        ``normalize_scores=False`` returns the head's raw logits. (The reference accepts the
+        flag but ignores it and always returns sigmoid scores; honouring it is how m0rank makes
+        raw logits available.)
+        """
+        pairs = _normalise_pairs(pairs)
+        for name, value in (("query_type", query_type), ("doc_type", doc_type)):
+            if value not in _SIDE_TYPES:
+                raise InvalidInputError(f"{name} must be 'text' or 'image', got {value!r}")
+        options = _score_options(max_length, max_query_length, max_doc_length)
+        documents = [
+            (self._side(q, query_type, f"pairs[{i}][0]"), self._side(d, doc_type, f"pairs[{i}][1]"))
+            for i, (q, d) in enumerate(pairs)
+        ]
+        engine = Engine(self.model, EngineConfig(
+            max_batch_tokens=self.engine.config.max_batch_tokens, max_batch_size=batch_size,
+            show_progress=show_progress))
+        results = engine.score(documents, options, [f"pairs[{i}]" for i in range(len(pairs))])
+        values = [r.score if normalize_scores else r.logit for r in results]
+        return values[0] if len(values) == 1 else values
+
+    def save_pretrained(self, path: str | os.PathLike[str]) -> None:
+        """Write the model in its checkpoint layout (families that support saving)."""
+        save = getattr(self.model, "save_pretrained", None)
+        if save is None:
+            raise InvalidInputError(f"{type(self.model).__name__} cannot be saved")
+        save(Path(path))
+
+    def _side(self, value: Any, kind: str, field: str) -> Document:
+        if kind == "text":
+            if not isinstance(value, str):
+                raise InvalidInputError(f"{field} must be a string when its type is 'text', got "
+                                        f"{describe_value(value)}")
+            return to_document(value, field)
+        return self._resolve(Document(images=(value,)), field)
+
+    def _resolve(self, document: Document, field: str) -> Document:
+        return resolve_document(document, field, limits=self.image_limits)
+
+
+def select_device(device: str | None) -> str:
+    """``device`` as given, or ``"cuda"`` when available, else ``"cpu"``."""
+    import torch
+
+    if device is None:
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        torch.device(device)
+    except (RuntimeError, TypeError):
+        raise InvalidInputError(f"device must be like 'cpu' or 'cuda:0', got {device!r}") from None
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise InvalidInputError(f"device {device!r} was requested but CUDA is not available")
+    return str(device)
+
+
+def select_dtype(dtype: Any, device: str) -> Any:
+    """``torch.dtype`` from a dtype, a name, or ``None`` (bf16 on CUDA, fp32 on CPU)."""
+    import torch
+
+    if dtype is None:
+        return torch.bfloat16 if device.startswith("cuda") else torch.float32
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    name = _DTYPES.get(str(dtype).lower().removeprefix("torch."))
+    if name is None:
+        raise InvalidInputError(f"dtype must be one of {sorted(_DTYPES)}, got {dtype!r}")
+    return getattr(torch, name)
+
+
+def _score_options(max_length: int | None, max_query_length: int | None,
+                   max_doc_length: int | None) -> ScoreOptions:
+    defaults = ScoreOptions()
+    return ScoreOptions(
+        max_length=defaults.max_length if max_length is None else max_length,
+        max_query_length=defaults.max_query_length if max_query_length is None
+        else max_query_length,
+        max_doc_length=max_doc_length,
+    )
+
+
+def _check_top_n(top_n: int | None) -> None:
+    if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
+        raise InvalidInputError(f"top_n must be a positive integer or None, got {top_n!r}")
+
+
+def _is_sequence(value: Any) -> bool:
+    return isinstance(value, Sequence) and not isinstance(value, (str, bytes, dict))
+
+
+def _normalise_pairs(pairs: Any) -> list[tuple[Any, Any]]:
+    if not isinstance(pairs, (list, tuple)):
+        raise InvalidInputError(f"pairs must be a list of [query, document], got "
+                                f"{describe_value(pairs)}")
+    if len(pairs) == 0:
+        raise InvalidInputError("pairs must not be empty")
+    if len(pairs) == 2 and not isinstance(pairs[0], (list, tuple)):
+        pairs = [pairs]  # a single bare pair, as the reference accepts
+    normalised = []
+    for i, pair in enumerate(pairs):
+        if not isinstance(pair, (list, tuple)) or len(pair) != 2:
+            raise InvalidInputError(f"pairs[{i}] must be a [query, document] pair, got "
+                                    f"{describe_value(pair)}")
+        normalised.append((pair[0], pair[1]))
+    return normalised

@@ -1,0 +1,1 @@
+"""The ``m0rank`` command line."""

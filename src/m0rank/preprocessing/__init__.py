@@ -1,0 +1,1 @@
+"""CPU-side input handling: image reading, input coercion, prompt templates, Qwen2-VL glue."""

@@ -1,0 +1,222 @@
+"""Reading images from every source a user may give, with size limits checked early.
+
+Sources: a ``PIL.Image.Image``, raw ``bytes``, a local path, an ``http(s)://`` URL, or base64
+text (with or without a ``data:image/...;base64,`` prefix). The reference resolves the same
+sources through ``transformers.image_utils.load_image``; like it we apply the EXIF orientation
+and convert to RGB. Unlike it we check sizes from the image header *before* decoding, so a
+decompression bomb is refused instead of expanded, and every error names the field.
+
+URL fetching here is synchronous (the library and CLI). The server fetches asynchronously with
+its own SSRF guard and hands the bytes to :func:`decode_image_bytes`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import io
+import os
+import warnings
+from typing import Any
+
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from m0rank.config import ImageLimits
+from m0rank.errors import (
+    ImageError,
+    ImageFetchError,
+    InputTooLargeError,
+    InvalidInputError,
+    describe_value,
+)
+
+__all__ = [
+    "load_image",
+    "decode_image_bytes",
+    "decode_base64_image",
+    "fetch_image_bytes",
+    "validate_image_size",
+    "is_url",
+]
+
+_DATA_PREFIX = "data:"
+_MAX_PATH_LENGTH = 4096
+
+
+def is_url(source: str) -> bool:
+    """True for ``http://`` and ``https://`` sources."""
+    return source.startswith(("http://", "https://"))
+
+
+def load_image(source: Any, field: str, limits: ImageLimits | None = None) -> Image.Image:
+    """Resolve any supported image source to an RGB ``PIL.Image``.
+
+    Args:
+        source: A ``PIL.Image``, bytes, a local path, an http(s) URL or base64 text.
+        field: Where the value came from (``"documents[2].image"``), used in error messages.
+        limits: Size and fetch limits; defaults to :class:`ImageLimits()`.
+
+    Raises:
+        ImageError: The source cannot be read or decoded, or its size is not allowed.
+        ImageFetchError: The URL cannot be fetched.
+        InputTooLargeError: Over ``limits.max_bytes`` or ``limits.max_pixels``.
+    """
+    limits = limits or ImageLimits()
+    if isinstance(source, Image.Image):
+        validate_image_size(source.size, field, limits)
+        return _normalise(source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        return decode_image_bytes(bytes(source), field, limits)
+    if not isinstance(source, str):
+        raise InvalidInputError(
+            f"{field} must be a path, URL, base64 string, bytes or PIL image, "
+            f"got {describe_value(source)}"
+        )
+    source = source.strip()
+    if not source:
+        raise InvalidInputError(f"{field} must not be empty")
+    if is_url(source):
+        return decode_image_bytes(fetch_image_bytes(source, field, limits), field, limits)
+    if _looks_like_path(source):
+        return decode_image_bytes(_read_file(source, field, limits), field, limits)
+    return decode_image_bytes(decode_base64_image(source, field, limits), field, limits)
+
+
+def decode_image_bytes(data: bytes, field: str, limits: ImageLimits | None = None) -> Image.Image:
+    """Decode encoded image bytes after checking byte size and header dimensions."""
+    limits = limits or ImageLimits()
+    _check_byte_size(len(data), field, limits)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        try:
+            image = Image.open(io.BytesIO(data))
+        except UnidentifiedImageError:
+            raise ImageError(
+                f"{field} is not an image in a supported format ({len(data)} bytes, "
+                f"starting {data[:8]!r})"
+            ) from None
+        except Image.DecompressionBombError:
+            raise InputTooLargeError(
+                f"{field} has more pixels than allowed ({limits.max_pixels})"
+            ) from None
+        validate_image_size(image.size, field, limits)
+        try:
+            image.load()
+        except (OSError, SyntaxError, ValueError) as exc:
+            raise ImageError(f"{field} is a corrupt or truncated {image.format} image") from exc
+    return _normalise(image)
+
+
+def decode_base64_image(text: str, field: str, limits: ImageLimits | None = None) -> bytes:
+    """Decode base64 text, with or without a ``data:image/...;base64,`` prefix."""
+    limits = limits or ImageLimits()
+    payload = text
+    if text.startswith(_DATA_PREFIX):
+        header, _, payload = text.partition(",")
+        if ";base64" not in header:
+            raise ImageError(f"{field} is a data URI without base64 encoding: {header[:40]!r}")
+    # base64 is 4/3 the size of the bytes; refuse early instead of decoding a huge string.
+    _check_byte_size(len(payload) * 3 // 4, field, limits)
+    try:
+        return base64.b64decode("".join(payload.split()), validate=True)
+    except (binascii.Error, ValueError):
+        raise ImageError(
+            f"{field} is neither an existing file, an http(s) URL, nor valid base64: "
+            f"{describe_value(text)}"
+        ) from None
+
+
+def fetch_image_bytes(url: str, field: str, limits: ImageLimits | None = None) -> bytes:
+    """Download an image URL with timeouts, a redirect cap and a byte cap while streaming."""
+    import httpx
+
+    limits = limits or ImageLimits()
+    timeout = httpx.Timeout(limits.fetch_timeout)
+    try:
+        with httpx.Client(
+            timeout=timeout, follow_redirects=True, max_redirects=limits.max_redirects
+        ) as client:
+            with client.stream("GET", url) as response:
+                if response.status_code != 200:
+                    raise ImageFetchError(
+                        f"{field}: fetching {url!r} returned HTTP {response.status_code}"
+                    )
+                return _read_capped(response.iter_bytes(), field, limits)
+    except httpx.TimeoutException:
+        raise ImageFetchError(
+            f"{field}: fetching {url!r} timed out after {limits.fetch_timeout} s"
+        ) from None
+    except httpx.TooManyRedirects:
+        raise ImageFetchError(
+            f"{field}: fetching {url!r} exceeded {limits.max_redirects} redirects"
+        ) from None
+    except httpx.HTTPError as exc:
+        raise ImageFetchError(
+            f"{field}: could not fetch {url!r} ({type(exc).__name__})"
+        ) from None
+
+
+def validate_image_size(size: tuple[int, int], field: str, limits: ImageLimits) -> None:
+    """Refuse images too small, too elongated or with too many pixels for the model."""
+    width, height = size
+    if min(width, height) < limits.min_side:
+        raise ImageError(
+            f"{field} is {width}x{height} pixels; each side must be at least {limits.min_side}"
+        )
+    ratio = max(width, height) / min(width, height)
+    if ratio > limits.max_aspect_ratio:
+        raise ImageError(
+            f"{field} is {width}x{height} pixels; the aspect ratio {ratio:.1f} is over "
+            f"{limits.max_aspect_ratio:g}"
+        )
+    if width * height > limits.max_pixels:
+        raise InputTooLargeError(
+            f"{field} is {width}x{height} = {width * height} pixels; the limit is "
+            f"{limits.max_pixels}"
+        )
+
+
+def _read_capped(chunks: Any, field: str, limits: ImageLimits) -> bytes:
+    buffer = bytearray()
+    for chunk in chunks:
+        buffer.extend(chunk)
+        _check_byte_size(len(buffer), field, limits)
+    return bytes(buffer)
+
+
+def _read_file(path: str, field: str, limits: ImageLimits) -> bytes:
+    try:
+        size = os.path.getsize(path)
+        _check_byte_size(size, field, limits)
+        with open(path, "rb") as handle:
+            return handle.read()
+    except OSError as exc:
+        raise ImageError(f"{field}: cannot read file {path!r} ({exc.strerror})") from None
+
+
+def _looks_like_path(source: str) -> bool:
+    if len(source) > _MAX_PATH_LENGTH or source.startswith(_DATA_PREFIX):
+        return False
+    return os.path.exists(source) or source.startswith(("/", "./", "../", "~")) or (
+        os.sep in source and "." in os.path.basename(source) and " " not in source[:1]
+        and not _is_base64_alphabet(source)
+    )
+
+
+def _is_base64_alphabet(text: str) -> bool:
+    sample = text[:256]
+    allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n\r")
+    return len(text) >= 64 and all(ch in allowed for ch in sample)
+
+
+def _check_byte_size(size: int, field: str, limits: ImageLimits) -> None:
+    if size > limits.max_bytes:
+        raise InputTooLargeError(
+            f"{field} is over the image size limit: {size} bytes > {limits.max_bytes}"
+        )
+
+
+def _normalise(image: Image.Image) -> Image.Image:
+    """Apply EXIF orientation and convert to RGB, as ``transformers`` ``load_image`` does."""
+    image = ImageOps.exif_transpose(image) or image
+    return image if image.mode == "RGB" else image.convert("RGB")

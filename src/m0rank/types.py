@@ -1,0 +1,99 @@
+"""Plain data types shared by every layer: documents, results and per-pair scores.
+
+Only the standard library is imported here, so the types can be used (and type-checked)
+without torch. Images are held as whatever the user gave (path, URL, base64 text, bytes or a
+``PIL.Image``) until ``m0rank.preprocessing.images`` resolves them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any
+
+__all__ = ["Modality", "Document", "RankResult", "PairScore"]
+
+
+class Modality(str, Enum):
+    """What a query or document is made of."""
+
+    TEXT = "text"
+    IMAGE = "image"
+    MIXED = "mixed"
+
+
+@dataclass(frozen=True)
+class Document:
+    """A query or candidate document: text, one or more images, or both (mixed).
+
+    Args:
+        text: The text, or ``None`` for an image-only document.
+        images: Image sources in order: a local path, an http(s) URL, base64 text (with or
+            without a ``data:`` prefix), raw bytes, or a ``PIL.Image.Image``.
+
+    Example:
+        >>> Document(text="A cat on a mat").modality
+        <Modality.TEXT: 'text'>
+    """
+
+    text: str | None = None
+    images: tuple[Any, ...] = field(default=())
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.images, tuple):
+            object.__setattr__(self, "images", tuple(self.images))
+
+    @property
+    def modality(self) -> Modality:
+        """``text``, ``image`` or ``mixed``, from which parts are present."""
+        if self.images and self.text is not None:
+            return Modality.MIXED
+        return Modality.IMAGE if self.images else Modality.TEXT
+
+    def to_dict(self) -> dict[str, Any]:
+        """The HTTP API's shape: ``{"text": ...}``, ``{"image": ...}`` or both keys.
+
+        Images that are not strings (bytes, PIL images) are shown as ``"<image>"``; the
+        server keeps the caller's original strings.
+        """
+        out: dict[str, Any] = {}
+        if self.text is not None:
+            out["text"] = self.text
+        if self.images:
+            shown = [img if isinstance(img, str) else "<image>" for img in self.images]
+            out["image"] = shown[0] if len(shown) == 1 else shown
+        return out
+
+
+@dataclass(frozen=True)
+class PairScore:
+    """The engine's answer for one (query, document) pair.
+
+    Attributes:
+        score: Relevance in [0, 1].
+        logit: The head's raw output (before the architecture's normalisation).
+        num_tokens: Tokens the model read for this pair, image tokens included.
+        warnings: Human-readable notes (for example, a photo the model cannot judge).
+    """
+
+    score: float
+    logit: float
+    num_tokens: int
+    warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class RankResult:
+    """One ranked document.
+
+    Attributes:
+        index: Position of the document in the input list.
+        score: Relevance in [0, 1]; higher is more relevant.
+        document: The input document, when ``return_documents=True``.
+        warnings: Notes from the model about this document (empty for m0).
+    """
+
+    index: int
+    score: float
+    document: Document | None = None
+    warnings: tuple[str, ...] = ()
