@@ -16,7 +16,14 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from m0rank.config import EngineConfig, ImageLimits, ImageSizing, ScoreOptions
+from m0rank.config import (
+    DEFAULT_MAX_LENGTH,
+    DEFAULT_MAX_QUERY_LENGTH,
+    EngineConfig,
+    ImageLimits,
+    ImageSizing,
+    ScoreOptions,
+)
 from m0rank.engine import Engine
 from m0rank.errors import InvalidInputError, describe_value
 from m0rank.model.base import LoadOptions, RerankerArchitecture
@@ -259,13 +266,15 @@ def select_dtype(dtype: Any, device: str) -> Any:
 
 def _score_options(max_length: int | None, max_query_length: int | None,
                    max_doc_length: int | None) -> ScoreOptions:
-    defaults = ScoreOptions()
-    return ScoreOptions(
-        max_length=defaults.max_length if max_length is None else max_length,
-        max_query_length=defaults.max_query_length if max_query_length is None
-        else max_query_length,
-        max_doc_length=max_doc_length,
-    )
+    """Options with the reference's defaults. When only ``max_length`` is given and it is
+    small, ``max_query_length`` shrinks to half of it (the reference would reject
+    ``max_length < 1024`` with its default of 512); at 1024 and above it is 512 as there."""
+    length = DEFAULT_MAX_LENGTH if max_length is None else max_length
+    if max_query_length is None:
+        max_query_length = min(DEFAULT_MAX_QUERY_LENGTH, max(1, length // 2)) \
+            if isinstance(length, int) and not isinstance(length, bool) else DEFAULT_MAX_QUERY_LENGTH
+    return ScoreOptions(max_length=length, max_query_length=max_query_length,
+                        max_doc_length=max_doc_length)
 
 
 def _check_top_n(top_n: int | None) -> None:
