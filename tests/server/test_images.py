@@ -1,0 +1,406 @@
+"""The server's image resolver: real fetches from a loopback test server, the SSRF guard,
+limits, local paths, and the content-addressed cache.
+
+Only 127.0.0.1 ever receives traffic. Private, link-local and other refused addresses are
+checked with a patched resolver and a socket guard that records (and blocks) every connection
+attempt, so each refusal is shown to happen before any socket is opened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import io
+import re
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from m0rank.config import ImageLimits
+from m0rank.errors import ImageError, ImageFetchError, InputTooLargeError
+from m0rank.server.images import ImageFetchSettings, ImageResolver
+
+
+def png(size: tuple[int, int] = (32, 24), color: tuple[int, int, int] = (200, 30, 30)) -> bytes:
+    buffer = io.BytesIO()
+    Image.new("RGB", size, color).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+@dataclass
+class Route:
+    body: bytes = b""
+    status: int = 200
+    headers: dict[str, str] = field(default_factory=lambda: {"Content-Type": "image/png"})
+    delay: float = 0.0
+    length: bool = True  # send Content-Length (else the body ends when the connection closes)
+
+
+class ImageServer:
+    """A tiny threaded HTTP server on 127.0.0.1 that counts requests per path."""
+
+    def __init__(self) -> None:
+        self.routes: dict[str, Route] = {}
+        self.hits: dict[str, int] = {}
+        self.host_headers: list[str] = []
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 - http.server's naming
+                outer.hits[self.path] = outer.hits.get(self.path, 0) + 1
+                outer.host_headers.append(self.headers.get("Host", ""))
+                route = outer.routes.get(self.path, Route(b"missing", 404, {}))
+                time.sleep(route.delay)
+                self.send_response(route.status)
+                for key, value in route.headers.items():
+                    self.send_header(key, value)
+                if route.length:
+                    self.send_header("Content-Length", str(len(route.body)))
+                self.end_headers()
+                try:
+                    self.wfile.write(route.body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.port = self.httpd.server_address[1]
+        self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
+                                       daemon=True)
+        self.thread.start()
+
+    def url(self, path: str, host: str = "127.0.0.1") -> str:
+        return f"http://{host}:{self.port}{path}"
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture()
+def server() -> Iterator[ImageServer]:
+    srv = ImageServer()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture()
+def connections(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Record every outgoing connection; refuse any that is not to 127.0.0.1."""
+    attempts: list[object] = []
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def check(address: object) -> None:
+        attempts.append(address)
+        if not (isinstance(address, tuple) and str(address[0]).startswith("127.")):
+            raise OSError(f"test blocked a connection to {address!r}")
+
+    def connect(self: socket.socket, address: object) -> None:
+        check(address)
+        return real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: object) -> int:
+        check(address)
+        return real_connect_ex(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    return attempts
+
+
+def fake_dns(monkeypatch: pytest.MonkeyPatch, table: dict[str, str]) -> None:
+    """Make names in ``table`` resolve to the given addresses (nothing is sent anywhere)."""
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):  # noqa: ANN001, ANN002, ANN003, ANN202
+        if host in table:
+            family = socket.AF_INET6 if ":" in table[host] else socket.AF_INET
+            return [(family, socket.SOCK_STREAM, 6, "", (table[host], port or 80))]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+
+
+def resolve_all(settings: ImageFetchSettings, *sources: str) -> tuple[list[Image.Image], dict]:
+    """Resolve ``sources`` one after another with one resolver; return images and stats."""
+
+    async def main() -> tuple[list[Image.Image], dict]:
+        resolver = ImageResolver(settings)
+        try:
+            images = [await resolver.resolve(s, f"documents[{i}].image")
+                      for i, s in enumerate(sources)]
+            return images, resolver.stats()
+        finally:
+            await resolver.aclose()
+
+    return asyncio.run(main())
+
+
+LOOPBACK = ImageFetchSettings(allow_hosts=("127.0.0.1",))
+
+
+# --- fetching and caching ------------------------------------------------------------------
+
+def test_fetches_a_url_and_keeps_the_host_header(server: ImageServer) -> None:
+    server.routes["/a.png"] = Route(png((40, 30), (1, 2, 3)))
+    (image,), stats = resolve_all(LOOPBACK, server.url("/a.png"))
+    assert image.mode == "RGB" and image.size == (40, 30)
+    assert image.getpixel((0, 0)) == (1, 2, 3)
+    assert server.host_headers == [f"127.0.0.1:{server.port}"]
+    assert stats == {"hits": 0, "misses": 1, "bytes": 40 * 30 * 3, "entries": 1}
+
+
+def test_a_repeated_url_is_downloaded_and_decoded_once(server: ImageServer) -> None:
+    server.routes["/a.png"] = Route(png())
+    images, stats = resolve_all(LOOPBACK, *[server.url("/a.png")] * 3)
+    assert server.hits == {"/a.png": 1}
+    assert images[0] is images[1] is images[2]
+    assert stats["hits"] == 2 and stats["misses"] == 1
+
+
+def test_same_bytes_under_another_url_or_as_base64_are_not_decoded_again(
+        server: ImageServer) -> None:
+    data = png()
+    server.routes["/a.png"] = server.routes["/b.png"] = Route(data)
+    b64 = base64.b64encode(data).decode()
+    images, stats = resolve_all(LOOPBACK, server.url("/a.png"), server.url("/b.png"), b64,
+                                f"data:image/png;base64,{b64}")
+    assert server.hits == {"/a.png": 1, "/b.png": 1}
+    assert all(image is images[0] for image in images)
+    assert stats == {"hits": 3, "misses": 1, "bytes": 32 * 24 * 3, "entries": 1}
+
+
+def test_concurrent_requests_for_one_url_share_a_single_download(server: ImageServer) -> None:
+    server.routes["/slow.png"] = Route(png(), delay=0.3)
+
+    async def main() -> list[Image.Image]:
+        resolver = ImageResolver(LOOPBACK)
+        try:
+            return await asyncio.gather(*[
+                resolver.resolve(server.url("/slow.png"), f"documents[{i}].image")
+                for i in range(5)])
+        finally:
+            await resolver.aclose()
+
+    images = asyncio.run(main())
+    assert server.hits == {"/slow.png": 1}
+    assert len({id(image) for image in images}) == 1
+
+
+def test_the_cache_stays_within_its_byte_budget(server: ImageServer) -> None:
+    for i in range(4):
+        server.routes[f"/{i}.png"] = Route(png((20, 20), (i, i, i)))
+    settings = ImageFetchSettings(allow_hosts=("127.0.0.1",), cache_bytes=2 * 20 * 20 * 3)
+    urls = [server.url(f"/{i}.png") for i in range(4)]
+    _, stats = resolve_all(settings, *urls, urls[3], urls[0])
+    # 0..3 decoded; 3 is still cached (a hit); 0 was evicted, so it is fetched and decoded again.
+    assert stats == {"hits": 1, "misses": 5, "bytes": 2 * 1200, "entries": 2}
+    assert server.hits == {"/0.png": 2, "/1.png": 1, "/2.png": 1, "/3.png": 1}
+
+
+def test_disk_cache_survives_a_new_resolver(server: ImageServer, tmp_path: Path) -> None:
+    server.routes["/a.png"] = Route(png())
+    settings = ImageFetchSettings(allow_hosts=("127.0.0.1",), cache_dir=tmp_path / "cache")
+    resolve_all(settings, server.url("/a.png"))
+    stored = list((tmp_path / "cache").glob("*/*"))
+    assert len(stored) == 1 and stored[0].read_bytes() == png()
+    b64 = base64.b64encode(png()).decode()
+    (image,), stats = resolve_all(settings, b64)  # new resolver, empty memory cache
+    assert image.size == (32, 24) and stats["misses"] == 1
+    assert server.hits == {"/a.png": 1}
+
+
+def test_redirects_are_followed_on_allowed_hosts(server: ImageServer) -> None:
+    server.routes["/a.png"] = Route(png())
+    server.routes["/go"] = Route(status=302, headers={"Location": "/a.png"})
+    (image,), _ = resolve_all(LOOPBACK, server.url("/go"))
+    assert image.size == (32, 24) and server.hits == {"/go": 1, "/a.png": 1}
+
+
+def test_octet_stream_is_accepted_when_the_bytes_are_an_image(server: ImageServer) -> None:
+    server.routes["/blob"] = Route(png(), headers={"Content-Type": "application/octet-stream"})
+    server.routes["/junk"] = Route(b"not an image at all",
+                                   headers={"Content-Type": "application/octet-stream"})
+    (image,), _ = resolve_all(LOOPBACK, server.url("/blob"))
+    assert image.size == (32, 24)
+    with pytest.raises(ImageError, match=re.escape(
+            "documents[0].image is not an image in a supported format (19 bytes, starting "
+            "b'not an i')")):
+        resolve_all(LOOPBACK, server.url("/junk"))
+
+
+def test_allowlist_accepts_networks_and_hostnames(server: ImageServer) -> None:
+    server.routes["/a.png"] = Route(png())
+    resolve_all(ImageFetchSettings(allow_hosts=("127.0.0.0/8",)), server.url("/a.png"))
+    resolve_all(ImageFetchSettings(allow_hosts=("localhost",)),
+                server.url("/a.png", host="localhost"))
+    assert server.hits == {"/a.png": 2}
+    assert server.host_headers[-1] == f"localhost:{server.port}"
+
+
+# --- the SSRF guard ------------------------------------------------------------------------
+
+@pytest.mark.parametrize(("host", "shown"), [
+    ("127.0.0.1", "127.0.0.1 is a loopback address"),
+    ("[::1]", "::1 is a loopback address"),
+    ("10.0.0.5", "10.0.0.5 is a private address"),
+    ("192.168.1.20", "192.168.1.20 is a private address"),
+    ("169.254.169.254", "169.254.169.254 is a link-local address"),
+    ("224.0.0.1", "224.0.0.1 is a multicast address"),
+    ("0.0.0.0", "0.0.0.0 is an unspecified address"),
+    ("240.0.0.1", "240.0.0.1 is a reserved address"),
+    ("100.64.0.1", "100.64.0.1 is a non-global address"),
+    ("[::ffff:127.0.0.1]", "::ffff:127.0.0.1 is a loopback address"),
+    ("[fe80::1]", "fe80::1 is a link-local address"),
+])
+def test_internal_addresses_are_refused_before_connecting(
+        host: str, shown: str, connections: list[object]) -> None:
+    url = f"http://{host}:8000/x.png"
+    message = f"documents[0].image: refusing to fetch {url!r}: {shown}".replace(
+        "is an unspecified", "is a unspecified")
+    with pytest.raises(ImageFetchError, match=re.escape(message + " (not in the server's")):
+        resolve_all(ImageFetchSettings(), url)
+    assert connections == []
+
+
+def test_names_resolving_to_internal_addresses_are_refused(
+        monkeypatch: pytest.MonkeyPatch, connections: list[object]) -> None:
+    fake_dns(monkeypatch, {"intranet.example": "10.0.0.5", "meta.example": "169.254.169.254"})
+    for name, kind in (("intranet.example", "10.0.0.5, a private"),
+                       ("meta.example", "169.254.169.254, a link-local")):
+        url = f"https://{name}/img.png"
+        with pytest.raises(ImageFetchError, match=re.escape(
+                f"documents[0].image: refusing to fetch {url!r}: {name!r} resolves to {kind} "
+                f"address (not in the server's allowed hosts)")):
+            resolve_all(ImageFetchSettings(allow_hosts=("127.0.0.1",)), url)
+    assert connections == []
+
+
+def test_localhost_is_refused_without_the_allowlist(
+        server: ImageServer, connections: list[object]) -> None:
+    server.routes["/a.png"] = Route(png())
+    url = server.url("/a.png", host="localhost")
+    with pytest.raises(ImageFetchError, match=re.escape(
+            f"refusing to fetch {url!r}: 'localhost' resolves to")):
+        resolve_all(ImageFetchSettings(), url)
+    assert connections == [] and server.hits == {}
+
+
+def test_a_redirect_to_an_internal_address_is_refused(
+        server: ImageServer, connections: list[object]) -> None:
+    server.routes["/go"] = Route(status=302,
+                                 headers={"Location": "http://169.254.169.254/latest/meta"})
+    url = server.url("/go")
+    with pytest.raises(ImageFetchError, match=re.escape(
+            f"refusing to fetch {url!r}: 169.254.169.254 is a link-local address")):
+        resolve_all(LOOPBACK, url)
+    assert server.hits == {"/go": 1}
+    assert all(address[0] == "127.0.0.1" for address in connections)
+
+
+def test_redirect_loops_and_other_schemes_are_refused(server: ImageServer) -> None:
+    server.routes["/loop"] = Route(status=301, headers={"Location": "/loop"})
+    server.routes["/file"] = Route(status=302, headers={"Location": "file:///etc/passwd"})
+    url = server.url("/loop")
+    with pytest.raises(ImageFetchError, match=re.escape(
+            f"documents[0].image: fetching {url!r} exceeded 3 redirects")):
+        resolve_all(LOOPBACK, url)
+    assert server.hits["/loop"] == 4
+    url = server.url("/file")
+    with pytest.raises(ImageFetchError, match=re.escape(
+            f"fetching {url!r} was redirected to 'file:///etc/passwd', which is not an http(s)")):
+        resolve_all(LOOPBACK, url)
+
+
+# --- limits ---------------------------------------------------------------------------------
+
+def test_non_image_content_types_are_refused_before_reading(server: ImageServer) -> None:
+    server.routes["/page"] = Route(b"<html></html>", headers={"Content-Type": "text/html"})
+    url = server.url("/page")
+    with pytest.raises(ImageFetchError, match=re.escape(
+            f"documents[0].image: {url!r} is not an image (content-type 'text/html')")):
+        resolve_all(LOOPBACK, url)
+
+
+def test_http_errors_are_reported(server: ImageServer) -> None:
+    url = server.url("/nothing-here.png")
+    with pytest.raises(ImageFetchError, match=re.escape(
+            f"documents[0].image: fetching {url!r} returned HTTP 404")):
+        resolve_all(LOOPBACK, url)
+
+
+@pytest.mark.parametrize("declared", [True, False])
+def test_the_byte_cap_holds_with_and_without_content_length(
+        server: ImageServer, declared: bool) -> None:
+    server.routes["/big"] = Route(b"\x89PNG" + b"\0" * 5000, length=declared)
+    settings = ImageFetchSettings(allow_hosts=("127.0.0.1",),
+                                  limits=ImageLimits(max_bytes=1000))
+    expected = "5004 bytes > 1000" if declared else "more than 1000 bytes"
+    with pytest.raises(InputTooLargeError, match=re.escape(
+            f"documents[0].image is over the image size limit: {expected}")):
+        resolve_all(settings, server.url("/big"))
+
+
+def test_a_slow_server_times_out(server: ImageServer) -> None:
+    server.routes["/slow.png"] = Route(png(), delay=2.0)
+    settings = ImageFetchSettings(allow_hosts=("127.0.0.1",),
+                                  limits=ImageLimits(fetch_timeout=0.3))
+    url = server.url("/slow.png")
+    with pytest.raises(ImageFetchError, match=re.escape(
+            f"documents[0].image: fetching {url!r} timed out after 0.3 s")):
+        resolve_all(settings, url)
+
+
+def test_pixel_limits_apply_to_fetched_images(server: ImageServer) -> None:
+    server.routes["/wide.png"] = Route(png((400, 300)))
+    settings = ImageFetchSettings(allow_hosts=("127.0.0.1",),
+                                  limits=ImageLimits(max_pixels=100_000))
+    with pytest.raises(InputTooLargeError, match=re.escape(
+            "documents[0].image is 400x300 = 120000 pixels; the limit is 100000")):
+        resolve_all(settings, server.url("/wide.png"))
+
+
+# --- base64 and local paths -----------------------------------------------------------------
+
+@pytest.mark.parametrize("path", ["/etc/passwd", "./cat.png", "../secret.png", "~/x.jpg",
+                                  "C:\\images\\a.png", "file:///etc/hosts"])
+def test_local_paths_are_refused_without_a_media_folder(path: str) -> None:
+    with pytest.raises(ImageError, match=re.escape(
+            f"documents[0].image: local file paths are not accepted by this server "
+            f"(got {path!r}); send a URL or base64 data")):
+        resolve_all(ImageFetchSettings(), path)
+
+
+def test_files_under_the_media_folder_are_served_and_nothing_else(tmp_path: Path) -> None:
+    media = tmp_path / "media"
+    (media / "sub").mkdir(parents=True)
+    (media / "sub" / "cat.png").write_bytes(png((50, 40)))
+    (tmp_path / "outside.png").write_bytes(png())
+    (media / "link.png").symlink_to(tmp_path / "outside.png")
+    settings = ImageFetchSettings(media_dir=media)
+    (image,), _ = resolve_all(settings, "sub/cat.png")
+    assert image.size == (50, 40)
+    for path in ("../outside.png", str(tmp_path / "outside.png"), "link.png", "sub/none.png"):
+        with pytest.raises(ImageError, match=re.escape(
+                f"documents[0].image: {path!r} is not a file under the server's media folder")):
+            resolve_all(settings, path)
+
+
+def test_bad_base64_names_the_field() -> None:
+    with pytest.raises(ImageError, match=re.escape(
+            "documents[0].image is neither an existing file, an http(s) URL, nor valid base64")):
+        resolve_all(ImageFetchSettings(), "not base64 at all!")
+    with pytest.raises(ImageError, match=re.escape(
+            "documents[0].image is a data URI without base64 encoding: 'data:image/png'")):
+        resolve_all(ImageFetchSettings(), "data:image/png,abc")
