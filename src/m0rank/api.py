@@ -111,8 +111,9 @@ class Reranker:
         config = read_config(path)
         architecture = resolve_architecture(config, str(path))
         resolved_device = select_device(device)
+        sizing = ImageSizing(min_pixels=min_pixels, max_pixels=max_pixels)
         options = LoadOptions(device=resolved_device, dtype=select_dtype(dtype, resolved_device),
-                              image_sizing=ImageSizing(min_pixels=min_pixels, max_pixels=max_pixels))
+                              image_sizing=sizing)
         model = architecture.load(path, config, options)
         # "jinaai/jina-reranker-m0" or "/models/jina-reranker-m0" -> "jina-reranker-m0".
         model.model_name = Path(str(name).rstrip("/")).name
@@ -271,8 +272,9 @@ def _score_options(max_length: int | None, max_query_length: int | None,
     ``max_length < 1024`` with its default of 512); at 1024 and above it is 512 as there."""
     length = DEFAULT_MAX_LENGTH if max_length is None else max_length
     if max_query_length is None:
-        max_query_length = min(DEFAULT_MAX_QUERY_LENGTH, max(1, length // 2)) \
-            if isinstance(length, int) and not isinstance(length, bool) else DEFAULT_MAX_QUERY_LENGTH
+        max_query_length = DEFAULT_MAX_QUERY_LENGTH
+        if isinstance(length, int) and not isinstance(length, bool):
+            max_query_length = min(DEFAULT_MAX_QUERY_LENGTH, max(1, length // 2))
     return ScoreOptions(max_length=length, max_query_length=max_query_length,
                         max_doc_length=max_doc_length)
 

@@ -107,7 +107,8 @@ def _from_hub(repo_id: str, *, revision: str | None, cache_dir: str | os.PathLik
         return Path(snapshot_download(local_files_only=True, **kwargs))
     except (LocalEntryNotFoundError, HfHubHTTPError, OSError, ValueError):
         if local_files_only:
-            raise ModelNotFoundError(_not_found_message(repo_id, "it is not in the cache")) from None
+            message = _not_found_message(repo_id, "it is not in the cache")
+            raise ModelNotFoundError(message) from None
     logger.info("downloading %s from the Hugging Face hub", repo_id)
     try:
         return Path(snapshot_download(**kwargs))

@@ -61,7 +61,7 @@ def resolve_document(
         return document
     loader = load or (lambda src, name: load_image(src, name, limits))
     names = _image_fields(field, len(document.images))
-    images = tuple(loader(src, name) for src, name in zip(document.images, names))
+    images = tuple(loader(src, name) for src, name in zip(document.images, names, strict=True))
     return Document(text=document.text, images=images)
 
 

@@ -4,8 +4,8 @@
 processor needs it), so we do its small job ourselves with the two parts that do work: the
 tokenizer and ``Qwen2VLImageProcessor`` (PIL backend). Per image the processor yields
 ``grid_t * grid_h * grid_w`` patches; the prompt gets ``patches / merge_size**2`` copies of
-``<|image_pad|>`` in place of the single placeholder, as the HF processor does. ``mm_token_type_ids``
-(1 on image tokens) are derived from the ids at collation time.
+``<|image_pad|>`` in place of the single placeholder, as the HF processor does.
+``mm_token_type_ids`` (1 on image tokens) are derived from the ids at collation time.
 """
 
 from __future__ import annotations
@@ -89,13 +89,17 @@ class Qwen2VLInputEncoder:
         t, h, w = grid_thw
         return t * h * w // self.merge_size**2
 
-    def encode_images(self, images: list[Image.Image]) -> tuple[torch.Tensor, list[tuple[int, int, int]]]:
+    def encode_images(
+        self, images: list[Image.Image]
+    ) -> tuple[torch.Tensor, list[tuple[int, int, int]]]:
         """Patches of every image, concatenated in order, and each image's (t, h, w) grid."""
         out = self.image_processor(images=images, return_tensors="pt")
         grids = [tuple(int(v) for v in row) for row in out["image_grid_thw"].tolist()]
         return out["pixel_values"], grids  # type: ignore[return-value]
 
-    def encode(self, prompt: str, images: list[Image.Image], budget: int, field: str) -> EncodedPrompt:
+    def encode(
+        self, prompt: str, images: list[Image.Image], budget: int, field: str
+    ) -> EncodedPrompt:
         """Tokenise ``prompt``, expand each image placeholder and truncate to ``budget`` tokens.
 
         Raises:
