@@ -1,0 +1,95 @@
+"""``m0rank serve``: the Jina/Cohere-compatible HTTP server on one loaded model.
+
+Settings come from flags, then ``M0RANK_*`` environment variables, then defaults (see
+``m0rank.server.settings``). The model loads before the port opens, so a bad ``--model`` fails
+with a clear message and exit status instead of a server that never becomes ready.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from m0rank.cli.common import add_model_arguments, model_kwargs
+
+if TYPE_CHECKING:
+    from m0rank.server.settings import ServerSettings
+
+__all__ = ["add_arguments", "run", "settings_from_args"]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options of ``m0rank serve`` (``None`` defaults: the environment or the default wins)."""
+    add_model_arguments(parser)
+    net = parser.add_argument_group("network")
+    net.add_argument("--host", help="interface to bind (default 127.0.0.1)")
+    net.add_argument("--port", type=int, help="TCP port (default 8080)")
+    net.add_argument("--served-model-name", help="model name reported to clients")
+    auth = parser.add_argument_group("authentication and limits")
+    auth.add_argument("--api-key", dest="api_keys", action="append", metavar="KEY",
+                      help="accepted Bearer key (repeatable; also M0RANK_API_KEYS)")
+    auth.add_argument("--api-keys-file", type=Path, metavar="FILE",
+                      help="file with one accepted key per line")
+    auth.add_argument("--rpm-limit", type=int, help="requests per minute per key (500; 0: off)")
+    auth.add_argument("--tpm-limit", type=int,
+                      help="tokens per minute per key (1000000; 0: off)")
+    auth.add_argument("--max-body-bytes", type=int, help="largest request body (64 MiB)")
+    auth.add_argument("--max-documents", type=int, help="most documents per request (1000)")
+    auth.add_argument("--max-query-chars", type=int, help="longest text query (16384)")
+    queue = parser.add_argument_group("batching")
+    queue.add_argument("--request-timeout", dest="request_timeout_s", type=float,
+                       help="seconds one request may take (120)")
+    queue.add_argument("--queue-size", dest="max_queue_pairs", type=int,
+                       help="pairs waiting for the model before 429 (4096)")
+    queue.add_argument("--max-batch-wait-ms", type=float,
+                       help="how long a pair waits for others to share its batch (5)")
+    queue.add_argument("--max-batch-tokens", type=int, default=16384,
+                       help="padded-token budget of one forward pass")
+    queue.add_argument("--max-batch-size", type=int, default=32, help="most pairs per forward")
+    images = parser.add_argument_group("images")
+    images.add_argument("--allow-host", dest="image_allow_hosts", action="append",
+                        metavar="HOST_OR_CIDR",
+                        help="let image URLs reach this private host or network (repeatable)")
+    images.add_argument("--media-dir", type=Path, help="folder whose files requests may name")
+    images.add_argument("--image-cache-bytes", type=int, help="image cache budget (256 MiB)")
+    images.add_argument("--image-cache-dir", type=Path, help="on-disk image cache folder")
+
+
+def settings_from_args(args: argparse.Namespace) -> ServerSettings:
+    """``ServerSettings`` from the environment with the given flags on top."""
+    from m0rank.server.settings import ServerSettings, read_keys_file
+
+    keys = tuple(args.api_keys or ())
+    if args.api_keys_file is not None:
+        keys += read_keys_file(args.api_keys_file)
+    base = ServerSettings.from_env()
+    names = ("host", "port", "model", "served_model_name", "rpm_limit", "tpm_limit",
+             "max_body_bytes", "max_documents", "max_query_chars", "request_timeout_s",
+             "max_queue_pairs", "max_batch_wait_ms", "media_dir", "image_cache_bytes",
+             "image_cache_dir")
+    overrides = {name: getattr(args, name) for name in names}
+    overrides["api_keys"] = (*base.api_keys, *keys) if keys else None
+    hosts = args.image_allow_hosts
+    overrides["image_allow_hosts"] = tuple(hosts) if hosts else None
+    return base.with_overrides(**overrides)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Load the model, build the app, serve until SIGINT/SIGTERM (then drain)."""
+    import uvicorn
+
+    from m0rank.api import Reranker
+    from m0rank.server.app import create_app
+    from m0rank.server.lifecycle import draining_server
+
+    settings = settings_from_args(args)
+    reranker = Reranker.from_pretrained(
+        settings.model, max_batch_tokens=args.max_batch_tokens,
+        max_batch_size=args.max_batch_size, image_limits=settings.image_limits,
+        **model_kwargs(args))
+    app = create_app(settings, reranker)
+    config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
+                            timeout_graceful_shutdown=int(settings.drain_timeout_s))
+    draining_server(config, app.state.m0rank.lifecycle).run()
+    return 0

@@ -1,0 +1,134 @@
+"""THE table from m0rank's error hierarchy to HTTP statuses, and the one error body shape.
+
+Every error answer looks like::
+
+    {"detail": "documents[2].image: ...",
+     "error": {"type": "invalid_image", "message": "documents[2].image: ...",
+               "code": 400, "request_id": "4f0c..."}}
+
+``detail`` is what LangChain, LlamaIndex and Haystack read; ``error`` is the structured form
+(vLLM's ``{"error": {"message", "type", "code"}}`` plus the request id). 4xx messages are our
+own validation messages, written to be shown to callers. A 500 says only "internal server
+error" and the request id: the exception text goes to the log (after TEI's status table;
+unlike infinity's and vLLM's ``detail=str(exc)``).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+
+from m0rank.errors import (
+    AuthenticationError,
+    ImageError,
+    ImageFetchError,
+    InputTooLargeError,
+    InvalidInputError,
+    OverloadedError,
+    RateLimitError,
+    RequestTimeoutError,
+    ServiceUnavailableError,
+)
+
+__all__ = ["ERROR_TABLE", "error_response", "status_for", "install_error_handlers",
+           "request_id_of", "INTERNAL_ERROR_MESSAGE"]
+
+logger = logging.getLogger(__name__)
+
+# error class -> (HTTP status, error type). Looked up along the exception's MRO, so a subclass
+# not listed gets its nearest listed ancestor; anything not covered is a 500.
+ERROR_TABLE: dict[type[Exception], tuple[int, str]] = {
+    AuthenticationError: (401, "authentication_error"),
+    InputTooLargeError: (413, "input_too_large"),
+    ImageFetchError: (400, "image_fetch_error"),
+    ImageError: (400, "invalid_image"),
+    InvalidInputError: (400, "invalid_request"),
+    OverloadedError: (429, "overloaded"),
+    RateLimitError: (429, "rate_limit_exceeded"),
+    # A request that ran out of time is the server's capacity problem, not the caller's input;
+    # 503 tells clients (Cohere SDK, LlamaIndex) that retrying later may succeed.
+    RequestTimeoutError: (503, "timeout"),
+    ServiceUnavailableError: (503, "service_unavailable"),
+}
+INTERNAL_ERROR = (500, "internal_error")
+INTERNAL_ERROR_MESSAGE = "internal server error"
+_HTTP_TYPES = {404: "not_found", 405: "method_not_allowed"}
+
+
+def status_for(exc: BaseException) -> tuple[int, str]:
+    """HTTP status and error type of an exception (500 for anything not in the table)."""
+    for cls in type(exc).__mro__:
+        if cls in ERROR_TABLE:
+            return ERROR_TABLE[cls]
+    return INTERNAL_ERROR
+
+
+def request_id_of(request: Request) -> str:
+    """The id given to this request by the request-context middleware."""
+    return str(getattr(request.state, "request_id", "") or "")
+
+
+def error_response(status: int, error_type: str, message: str, request_id: str,
+                   headers: dict[str, str] | None = None,
+                   extra: dict[str, Any] | None = None) -> JSONResponse:
+    """The one error body shape (see the module docstring)."""
+    error = {"type": error_type, "message": message, "code": status, "request_id": request_id,
+             **(extra or {})}
+    return JSONResponse({"detail": message, "error": error}, status_code=status,
+                        headers={"X-Request-ID": request_id, **(headers or {})})
+
+
+def exception_response(exc: BaseException, request_id: str) -> JSONResponse:
+    """Answer for any exception: table status, safe message, Retry-After / WWW-Authenticate."""
+    status, error_type = status_for(exc)
+    if status >= 500 and not isinstance(exc, (ServiceUnavailableError, RequestTimeoutError)):
+        logger.error("request %s failed", request_id, exc_info=exc)
+        return error_response(status, error_type, f"{INTERNAL_ERROR_MESSAGE} (request id "
+                              f"{request_id})", request_id)
+    logger.info("request %s answered %d %s: %s", request_id, status, error_type, exc)
+    return error_response(status, error_type, str(exc), request_id, headers=_headers_for(exc))
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route library errors, schema errors and Starlette HTTP errors to the shared body shape."""
+    for cls in ERROR_TABLE:
+        app.add_exception_handler(cls, _on_library_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(HTTPException, _on_http_error)
+
+
+async def _on_library_error(request: Request, exc: Exception) -> JSONResponse:
+    return exception_response(exc, request_id_of(request))
+
+
+async def _on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+    errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
+               "type": str(e.get("type", ""))} for e in exc.errors()]
+    message = "invalid request: " + "; ".join(
+        f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:3])
+    if len(errors) > 3:
+        message += f" (and {len(errors) - 3} more)"
+    request_id = request_id_of(request)
+    logger.info("request %s answered 422: %s", request_id, message)
+    return error_response(422, "validation_error", message, request_id, extra={"errors": errors})
+
+
+async def _on_http_error(request: Request, exc: HTTPException) -> JSONResponse:
+    error_type = _HTTP_TYPES.get(exc.status_code, "http_error")
+    return error_response(exc.status_code, error_type, str(exc.detail), request_id_of(request),
+                          headers=dict(exc.headers or {}))
+
+
+def _headers_for(exc: BaseException) -> dict[str, str]:
+    if isinstance(exc, AuthenticationError):
+        return {"WWW-Authenticate": "Bearer"}
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        return {"Retry-After": str(max(1, math.ceil(retry_after)))}
+    return {}

@@ -1,0 +1,90 @@
+"""Server life cycle: starting -> ready -> draining -> stopped, and graceful shutdown.
+
+``/health`` answers while the process is up; ``/ready`` only once the model is warm and until
+shutdown begins, so a load balancer stops routing here before the process goes away. On
+SIGTERM/SIGINT, :func:`draining_server` marks the app as draining *before* uvicorn stops: new
+requests on open connections get 503 while in-flight ones finish, then the lifespan shutdown
+drains the batcher.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from types import FrameType
+from typing import Any
+
+from m0rank.errors import ServiceUnavailableError
+
+__all__ = ["Lifecycle", "State", "draining_server"]
+
+logger = logging.getLogger(__name__)
+
+
+class State(str, enum.Enum):
+    """Where the server is in its life."""
+
+    STARTING = "starting"
+    READY = "ready"
+    DRAINING = "draining"
+    STOPPED = "stopped"
+
+
+class Lifecycle:
+    """The server's state, shared by the lifespan, the routes and the signal handler."""
+
+    def __init__(self) -> None:
+        self.state = State.STARTING
+
+    @property
+    def ready(self) -> bool:
+        """Model warm and not shutting down."""
+        return self.state is State.READY
+
+    def mark_ready(self) -> None:
+        """Warm-up finished (ignored once shutdown has begun)."""
+        if self.state is State.STARTING:
+            self.state = State.READY
+            logger.info("server ready")
+
+    def begin_drain(self) -> None:
+        """Stop taking new work; in-flight requests continue."""
+        if self.state in (State.STARTING, State.READY):
+            self.state = State.DRAINING
+            logger.info("server draining: new requests get 503")
+
+    def mark_stopped(self) -> None:
+        """Shutdown finished."""
+        self.state = State.STOPPED
+
+    def check_accepting(self) -> None:
+        """Raise when new work must be refused.
+
+        Raises:
+            ServiceUnavailableError: The server is shutting down.
+        """
+        if self.state in (State.DRAINING, State.STOPPED):
+            raise ServiceUnavailableError("the server is shutting down and takes no new requests")
+
+    def check_ready(self) -> None:
+        """Raise unless ready (what ``/ready`` reports).
+
+        Raises:
+            ServiceUnavailableError: Still warming up, or shutting down.
+        """
+        self.check_accepting()
+        if self.state is State.STARTING:
+            raise ServiceUnavailableError("the model is still warming up")
+
+
+def draining_server(config: Any, lifecycle: Lifecycle) -> Any:
+    """A ``uvicorn.Server`` that marks ``lifecycle`` as draining when told to exit."""
+    import uvicorn
+
+    class _DrainingServer(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+            lifecycle.begin_drain()
+            super().handle_exit(sig, frame)
+
+    return _DrainingServer(config)
+

@@ -1,0 +1,104 @@
+"""Prometheus metrics of one app, in the app's own registry (never the global default one, so
+several apps in one process, as in the tests, do not collide).
+
+Exposed at ``GET /metrics``:
+
+- ``m0rank_requests_total{route,status}`` and ``m0rank_request_latency_seconds{route}``;
+- ``m0rank_batch_size`` (pairs per forward pass) and ``m0rank_batch_requests`` (distinct
+  requests sharing a forward pass: above 1 means cross-request batching is working);
+- ``m0rank_tokens_total`` (tokens read by the model, image tokens included);
+- ``m0rank_queue_depth`` (pairs waiting for the model), ``m0rank_requests_in_flight``;
+- ``m0rank_cache_hits_total{cache}``, ``m0rank_cache_misses_total{cache}``,
+  ``m0rank_cache_bytes{cache}``, ``m0rank_cache_entries{cache}``, read on each scrape from the
+  image cache (``cache="image"``) and the model's own caches (``cache="model"``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+__all__ = ["ServerMetrics", "CONTENT_TYPE"]
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+_REQUEST_BUCKETS = (1, 2, 3, 4, 6, 8, 16, 32)
+
+StatsSource = Callable[[], dict[str, int]]
+
+
+class ServerMetrics:
+    """The collectors of one server instance."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        reg = self.registry
+        self.requests = Counter("m0rank_requests", "HTTP requests answered",
+                                ["route", "status"], registry=reg)
+        self.latency = Histogram("m0rank_request_latency_seconds", "HTTP request latency",
+                                 ["route"], buckets=_LATENCY_BUCKETS, registry=reg)
+        self.batch_size = Histogram("m0rank_batch_size", "Pairs per forward pass",
+                                    buckets=_SIZE_BUCKETS, registry=reg)
+        self.batch_requests = Histogram("m0rank_batch_requests",
+                                        "Distinct requests sharing one forward pass",
+                                        buckets=_REQUEST_BUCKETS, registry=reg)
+        self.tokens = Counter("m0rank_tokens", "Tokens read by the model", registry=reg)
+        self.queue_depth = Gauge("m0rank_queue_depth", "Pairs waiting for the model",
+                                 registry=reg)
+        self.in_flight = Gauge("m0rank_requests_in_flight", "HTTP requests being served",
+                               registry=reg)
+        self._caches = _CacheCollector()
+        reg.register(self._caches)
+
+    def observe_request(self, route: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency."""
+        self.requests.labels(route=route, status=str(status)).inc()
+        self.latency.labels(route=route).observe(seconds)
+
+    def observe_batch(self, pairs: int, requests: int, tokens: int) -> None:
+        """Record one forward pass (called by the batcher)."""
+        self.batch_size.observe(pairs)
+        self.batch_requests.observe(requests)
+        self.tokens.inc(tokens)
+
+    def watch_queue(self, depth: Callable[[], int]) -> None:
+        """Read the queue depth from ``depth`` at every scrape."""
+        self.queue_depth.set_function(depth)
+
+    def watch_cache(self, name: str, stats: StatsSource) -> None:
+        """Report a cache's ``hits``/``misses``/``bytes``/``entries`` counters as ``cache=name``."""
+        self._caches.sources[name] = stats
+
+    def render(self) -> bytes:
+        """The text exposition format of every metric."""
+        return generate_latest(self.registry)
+
+
+class _CacheCollector(Collector):
+    """Reads cache counters on each scrape (the caches own them; we only report)."""
+
+    def __init__(self) -> None:
+        self.sources: dict[str, StatsSource] = {}
+
+    def collect(self) -> Iterator[Metric]:
+        families = {
+            "hits": CounterMetricFamily("m0rank_cache_hits", "Cache hits", labels=["cache"]),
+            "misses": CounterMetricFamily("m0rank_cache_misses", "Cache misses",
+                                          labels=["cache"]),
+            "bytes": GaugeMetricFamily("m0rank_cache_bytes", "Bytes held", labels=["cache"]),
+            "entries": GaugeMetricFamily("m0rank_cache_entries", "Entries held",
+                                         labels=["cache"]),
+        }
+        for name, stats in self.sources.items():
+            values = stats()
+            for key, family in families.items():
+                if key in values:
+                    family.add_metric([name], float(values[key]))
+        yield from families.values()
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())

@@ -1,0 +1,195 @@
+"""The rerank use case behind every route: limits, coercion, async image resolution, batching.
+
+Routes turn a wire request into a :class:`~m0rank.server.protocol.RerankCall`; this module
+checks the operator's limits, coerces inputs with the library's own helpers (so the server
+accepts exactly what ``Reranker.rank`` accepts), resolves images through the async
+:class:`~m0rank.server.images.ImageResolver` (SSRF guard, cache), scores through the
+cross-request :class:`~m0rank.server.batcher.Batcher`, and ranks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from m0rank.config import DEFAULT_MAX_LENGTH, DEFAULT_MAX_QUERY_LENGTH, ScoreOptions
+from m0rank.errors import (
+    InputTooLargeError,
+    InvalidInputError,
+    RequestTimeoutError,
+    describe_value,
+)
+from m0rank.preprocessing.inputs import to_document
+from m0rank.server.auth import KeyLimits
+from m0rank.server.batcher import Batcher
+from m0rank.server.lifecycle import Lifecycle
+from m0rank.server.protocol import Ranking, RerankCall
+from m0rank.server.settings import ServerSettings
+from m0rank.types import Document, PairScore
+
+if TYPE_CHECKING:
+    from m0rank.server.images import ImageResolver
+
+__all__ = ["RerankService", "MAX_DOC_TOKENS"]
+
+logger = logging.getLogger(__name__)
+
+# The largest max_doc_length ScoreOptions accepts with the default lengths (10240 - 512):
+# Cohere's max_tokens_per_doc is clamped to it, so a large value truncates and never rejects.
+MAX_DOC_TOKENS = DEFAULT_MAX_LENGTH - DEFAULT_MAX_QUERY_LENGTH
+_IMAGE_CONCURRENCY = 16
+T = TypeVar("T")
+
+
+class RerankService:
+    """Scores and ranks one request; shared by the Jina, Cohere v1 and Cohere v2 routes.
+
+    Args:
+        settings: Operator limits (documents, query length, timeout).
+        batcher: The running cross-request batcher.
+        resolver: Async image fetcher and cache.
+        lifecycle: Refuses work while shutting down.
+        limits: Per-key rate limits (tokens are charged after scoring).
+    """
+
+    def __init__(self, *, settings: ServerSettings, batcher: Batcher, resolver: ImageResolver,
+                 lifecycle: Lifecycle, limits: KeyLimits) -> None:
+        self.settings = settings
+        self.batcher = batcher
+        self.resolver = resolver
+        self.lifecycle = lifecycle
+        self.limits = limits
+        self._image_slots = asyncio.Semaphore(_IMAGE_CONCURRENCY)
+
+    async def rerank(self, call: RerankCall, key: str | None) -> Ranking:
+        """Rank ``call.documents`` against ``call.query``; errors name the offending field.
+
+        Raises:
+            InvalidInputError: Malformed input (400); InputTooLargeError: over a limit (413).
+            RequestTimeoutError: Not done within ``request_timeout_s`` (images included).
+            ServiceUnavailableError, OverloadedError: see the batcher.
+        """
+        self.lifecycle.check_accepting()
+        self._check_limits(call)
+        timeout = self.settings.request_timeout_s
+        try:
+            return await asyncio.wait_for(self._rerank(call, key), timeout)
+        except asyncio.TimeoutError:
+            raise RequestTimeoutError(
+                f"the request was not scored within {timeout:g} s; the server is busy, retry "
+                f"later or send fewer documents") from None
+
+    async def _rerank(self, call: RerankCall, key: str | None) -> Ranking:
+        top_n = _top_n(call.top_n)
+        options = ScoreOptions(max_doc_length=_max_doc_length(call.max_tokens_per_doc))
+        query = to_document(call.query, "query")
+        documents = [to_document(_rank_fields(doc, call.rank_fields, f"documents[{i}]"),
+                                 f"documents[{i}]") for i, doc in enumerate(call.documents)]
+        fields = _fields(len(documents))
+        resolved_query, *resolved = await _gather([
+            self._resolve(doc, field)
+            for doc, field in zip([query, *documents], ["query", *fields], strict=True)])
+        scores = await self.batcher.score([(resolved_query, doc) for doc in resolved], options,
+                                          fields)
+        total = sum(score.num_tokens for score in scores)
+        self.limits.charge_tokens(key, total)
+        echoes = [_echo(raw, doc) for raw, doc in zip(call.documents, documents, strict=True)]
+        return _ranking(scores, echoes, top_n, total)
+
+    def _check_limits(self, call: RerankCall) -> None:
+        if not call.documents:
+            raise InvalidInputError("documents must not be empty")
+        limit = self.settings.max_documents
+        if len(call.documents) > limit:
+            raise InputTooLargeError(f"documents has {len(call.documents)} items; this server "
+                                     f"accepts at most {limit} per request")
+        text = call.query if isinstance(call.query, str) else call.query.get("text")
+        limit = self.settings.max_query_chars
+        if isinstance(text, str) and len(text) > limit:
+            raise InputTooLargeError(f"query is {len(text)} characters long; this server "
+                                     f"accepts at most {limit}")
+
+    async def _resolve(self, document: Document, field: str) -> Document:
+        if not document.images:
+            return document
+        names = _image_fields(field, len(document.images))
+        images = await _gather([self._load(src, name)
+                                for src, name in zip(document.images, names, strict=True)])
+        return Document(text=document.text, images=tuple(images))
+
+    async def _load(self, source: Any, field: str) -> Any:
+        if not isinstance(source, str):
+            raise InvalidInputError(f"{field} must be a URL, base64 string or data URI, got "
+                                    f"{describe_value(source)}")
+        async with self._image_slots:
+            return await self.resolver.resolve(source, field)
+
+
+def _ranking(scores: list[PairScore], echoes: list[dict[str, Any]], top_n: int | None,
+             total: int) -> Ranking:
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i].score, i))[:top_n]
+    warnings = list(dict.fromkeys(w for score in scores for w in score.warnings))
+    return Ranking(order=order, scores=scores, documents=echoes, total_tokens=total,
+                   warnings=warnings)
+
+
+async def _gather(awaitables: Sequence[Awaitable[T]]) -> list[T]:
+    """``asyncio.gather`` that cancels the others as soon as one fails."""
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise
+
+
+def _top_n(top_n: int | None) -> int | None:
+    """``None`` and 0 (vLLM's "all") mean every document."""
+    if top_n is None or top_n == 0:
+        return None
+    if top_n < 0:
+        raise InvalidInputError(f"top_n must be a positive integer or null, got {top_n}")
+    return top_n
+
+
+def _max_doc_length(max_tokens_per_doc: int | None) -> int | None:
+    if max_tokens_per_doc is None:
+        return None
+    if max_tokens_per_doc < 1:
+        raise InvalidInputError(f"max_tokens_per_doc must be a positive integer or null, got "
+                                f"{max_tokens_per_doc}")
+    return min(max_tokens_per_doc, MAX_DOC_TOKENS)
+
+
+def _rank_fields(raw: Any, rank_fields: tuple[str, ...] | None, field: str) -> Any:
+    """Cohere v1: an object document ranked on ``rank_fields`` becomes ``"key: value"`` lines."""
+    if not rank_fields or not isinstance(raw, dict) or "image" in raw or "content" in raw:
+        return raw
+    lines = [f"{name}: {raw[name]}" for name in rank_fields if raw.get(name) is not None]
+    if not lines:
+        raise InvalidInputError(f"{field} has none of the rank_fields {list(rank_fields)}, "
+                                f"got keys {sorted(raw)}")
+    return {"text": "\n".join(lines)}
+
+
+def _echo(raw: Any, document: Document) -> dict[str, Any]:
+    """The document as returned with ``return_documents``: ``{"text"}``/``{"image"}``, or the
+    caller's own object (Cohere v1 objects keep their keys)."""
+    if isinstance(raw, str) or "content" in raw:
+        return document.to_dict()
+    return dict(raw)
+
+
+def _fields(count: int) -> list[str]:
+    return [f"documents[{i}]" for i in range(count)]
+
+
+def _image_fields(field: str, count: int) -> list[str]:
+    """The library's names for a document's images (``documents[2].image[1]``)."""
+    if count == 1:
+        return [f"{field}.image"]
+    return [f"{field}.image[{i}]" for i in range(count)]

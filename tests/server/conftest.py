@@ -1,0 +1,32 @@
+"""Fixtures of the server tests (helpers live in ``server_helpers.py``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from server_helpers import LiveServer, make_app, start_live_server
+
+
+@pytest.fixture(scope="module")
+def app_client(reranker: Any) -> Iterator[Callable[..., httpx.Response]]:
+    """``request(method, path, **kw) -> Response`` against one default app per module."""
+    from fastapi.testclient import TestClient
+
+    with TestClient(make_app(reranker), raise_server_exceptions=False) as client:
+        deadline = time.monotonic() + 30
+        while client.get("/ready").status_code != 200 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        yield client.request
+
+
+@pytest.fixture(scope="module")
+def live_server(reranker: Any) -> Iterator[LiveServer]:
+    """A real uvicorn server on 127.0.0.1 over the tiny checkpoint (no auth)."""
+    live, thread = start_live_server(make_app(reranker))
+    yield live
+    live.server.should_exit = True
+    thread.join(timeout=30)
