@@ -22,7 +22,7 @@ LAYERS = {
     "preprocessing": 2,
     "model": 3,
     "engine": 4,
-    "api": 5, "__init__": 5,
+    "api": 5, "__init__": 5, "__main__": 7,
     "server": 6, "cli": 7, "eval": 6,
 }
 PUBLIC_FOR_EVAL = {"m0rank", "m0rank.api", "m0rank.errors", "m0rank.types", "m0rank._version"}
