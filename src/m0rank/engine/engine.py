@@ -3,21 +3,36 @@
 It is split into ``prepare`` (CPU), ``run`` (device) and ``score`` (both), so the server's
 async batcher can prepare requests concurrently and pool prepared pairs of many requests into
 the same micro-batches.
+
+Throughput comes from keeping the device busy:
+
+- ``prepare`` spreads pairs over a thread pool (image decoding and resizing release the GIL);
+- ``score`` prepares the next chunk of a long request while the current one runs;
+- ``run`` collates micro-batch *n + 1* while the device still computes *n*, when the model
+  offers the optional ``launch`` / ``collect`` split of ``forward``;
+- models that pack pairs without padding (``packs_sequences``) get micro-batches planned by
+  real tokens rather than ``rows x longest row``.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
 
 from m0rank.config import EngineConfig, ScoreOptions
-from m0rank.engine.batching import plan_micro_batches
+from m0rank.engine.batching import plan_micro_batches, plan_packed_batches
 from m0rank.model.base import PreparedPair, RerankerArchitecture
 from m0rank.types import Document, PairScore
 
-__all__ = ["Engine"]
+__all__ = ["Engine", "PREPARE_CHUNK"]
 
 logger = logging.getLogger(__name__)
+
+# Pairs prepared ahead while the previous chunk runs on the device.
+PREPARE_CHUNK = 256
 
 
 class Engine:
@@ -26,33 +41,101 @@ class Engine:
     Args:
         model: The loaded model family.
         config: Micro-batch budget and progress display.
+        prepare_workers: Threads for CPU preprocessing; default ``min(8, cpu_count)``.
     """
 
-    def __init__(self, model: RerankerArchitecture, config: EngineConfig | None = None) -> None:
+    def __init__(self, model: RerankerArchitecture, config: EngineConfig | None = None,
+                 *, prepare_workers: int | None = None) -> None:
         self.model = model
         self.config = config or EngineConfig()
+        self.prepare_workers = prepare_workers or min(8, os.cpu_count() or 1)
 
     def prepare(
         self, pairs: Sequence[tuple[Document, Document]], options: ScoreOptions,
         fields: Sequence[str] | None = None,
     ) -> list[PreparedPair]:
-        """CPU stage for every pair; ``fields`` name the pairs in error messages."""
+        """CPU stage for every pair; ``fields`` name the pairs in error messages.
+
+        The first failing pair in input order raises, as if prepared one by one.
+        """
         names = fields or [f"pairs[{i}]" for i in range(len(pairs))]
-        return [self.model.preprocess(q, d, options, name) for (q, d), name in zip(pairs, names)]
+
+        def one(index: int) -> PreparedPair:
+            query, document = pairs[index]
+            return self.model.preprocess(query, document, options, names[index])
+
+        if self.prepare_workers < 2 or len(pairs) < 2:
+            return [one(i) for i in range(len(pairs))]
+        with ThreadPoolExecutor(min(self.prepare_workers, len(pairs))) as pool:
+            return list(pool.map(one, range(len(pairs))))
 
     def run(self, prepared: Sequence[PreparedPair]) -> list[PairScore]:
         """Device stage: planned micro-batches, results in the order of ``prepared``."""
-        batches = plan_micro_batches([p.num_tokens for p in prepared],
-                                     self.config.max_batch_tokens, self.config.max_batch_size)
+        batches = self.plan([p.num_tokens for p in prepared])
         results: list[PairScore | None] = [None] * len(prepared)
-        for batch in self._progress(batches):
-            for index, score in zip(batch, self.run_batch([prepared[i] for i in batch])):
+        pairs = ([prepared[i] for i in batch] for batch in self._progress(batches))
+        for batch, scores in zip(batches, self._stream(pairs)):
+            for index, score in zip(batch, scores):
                 results[index] = score
         return [r for r in results if r is not None]
 
+    def plan(self, lengths: Sequence[int]) -> list[list[int]]:
+        """Micro-batches (lists of indices) for pairs of these token lengths."""
+        planner = (plan_packed_batches if getattr(self.model, "packs_sequences", False)
+                   else plan_micro_batches)
+        return planner(lengths, self.config.max_batch_tokens, self.config.max_batch_size)
+
     def run_batch(self, batch: Sequence[PreparedPair]) -> list[PairScore]:
         """One forward pass over one micro-batch."""
-        logits = self.model.forward(batch)
+        return self._scores(batch, self.model.forward(batch))
+
+    def score(
+        self, pairs: Sequence[tuple[Document, Document]], options: ScoreOptions,
+        fields: Sequence[str] | None = None,
+    ) -> list[PairScore]:
+        """Prepare and run ``pairs``; the same pair scores the same however it is batched.
+
+        Long inputs go in chunks of ``PREPARE_CHUNK`` pairs, the next chunk being prepared
+        while the current one runs.
+        """
+        if not pairs:
+            return []
+        names = list(fields or [f"pairs[{i}]" for i in range(len(pairs))])
+        starts = range(0, len(pairs), PREPARE_CHUNK)
+        if len(starts) == 1:
+            return self.run(self.prepare(pairs, options, names))
+
+        def prepare_chunk(start: int) -> list[PreparedPair]:
+            end = start + PREPARE_CHUNK
+            return self.prepare(pairs[start:end], options, names[start:end])
+
+        results: list[PairScore] = []
+        with ThreadPoolExecutor(1) as ahead:
+            pending: Future[list[PreparedPair]] = ahead.submit(prepare_chunk, starts[0])
+            for following in [*starts[1:], None]:
+                prepared = pending.result()
+                if following is not None:
+                    pending = ahead.submit(prepare_chunk, following)
+                results.extend(self.run(prepared))
+        return results
+
+    def _stream(self, batches: Iterator[list[PreparedPair]]) -> Iterator[list[PairScore]]:
+        """Scores of each batch in order; launch batch n + 1 before collecting batch n."""
+        launch = getattr(self.model, "launch", None)
+        collect = getattr(self.model, "collect", None)
+        if launch is None or collect is None:
+            yield from (self.run_batch(batch) for batch in batches)
+            return
+        pending: tuple[list[PreparedPair], Any] | None = None
+        for batch in batches:
+            handle = launch(batch)
+            if pending is not None:
+                yield self._scores(pending[0], collect(pending[1]))
+            pending = (batch, handle)
+        if pending is not None:
+            yield self._scores(pending[0], collect(pending[1]))
+
+    def _scores(self, batch: Sequence[PreparedPair], logits: Any) -> list[PairScore]:
         scores = self.model.postprocess(logits)
         raw = logits.tolist() if hasattr(logits, "tolist") else list(logits)
         return [
@@ -61,16 +144,7 @@ class Engine:
             for s, l, p in zip(scores, raw, batch)
         ]
 
-    def score(
-        self, pairs: Sequence[tuple[Document, Document]], options: ScoreOptions,
-        fields: Sequence[str] | None = None,
-    ) -> list[PairScore]:
-        """Prepare and run ``pairs``; the same pair scores the same however it is batched."""
-        if not pairs:
-            return []
-        return self.run(self.prepare(pairs, options, fields))
-
-    def _progress(self, batches: list[list[int]]) -> object:
+    def _progress(self, batches: list[list[int]]) -> Any:
         if not self.config.show_progress or len(batches) < 2:
             return batches
         from tqdm.auto import tqdm

@@ -23,6 +23,7 @@ Choices where the reference is silent or unconfirmed (written down as asked):
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -34,9 +35,21 @@ from torch import nn
 from m0rank.config import ScoreOptions
 from m0rank.errors import ModelLoadError
 from m0rank.model.base import LoadOptions, PreparedPair, RerankerArchitecture
+from m0rank.model.jina_m0_inputs import (
+    M0Image,
+    M0Prompt,
+    PackedInputs,
+    PaddedInputs,
+    pack,
+    pad,
+    resolve_image_features,
+    to_device,
+)
 from m0rank.model.loading import read_safetensors
+from m0rank.model.qwen2vl_packing import decode_packed, enable_packed_attention
+from m0rank.model.vision_cache import VisionFeatureCache, image_cache_key
 from m0rank.preprocessing.prompt import format_m0_prompt
-from m0rank.preprocessing.qwen2vl import EncodedPrompt, Qwen2VLInputEncoder
+from m0rank.preprocessing.qwen2vl import Qwen2VLInputEncoder
 from m0rank.types import Document
 
 __all__ = ["JinaM0Reranker", "JinaM0Module", "SCORE_TOKEN_ID", "LOGIT_BIAS", "to_module_names"]
@@ -46,6 +59,9 @@ logger = logging.getLogger(__name__)
 SCORE_TOKEN_ID = 100
 LOGIT_BIAS = 2.65
 _DROPPED_PREFIXES = ("lm_head.",)
+# Device bytes of cached vision features by default: a 768-token page is 2.4 MB in bf16, so
+# 4 GiB keeps ~1,700 pages on a GPU; 512 MiB on the CPU.
+DEFAULT_VISION_CACHE_BYTES = {"cuda": 4 << 30, "cpu": 512 << 20}
 
 
 class JinaM0Module(nn.Module):
@@ -66,7 +82,10 @@ class JinaM0Module(nn.Module):
         pixel_values: torch.Tensor | None = None,
         image_grid_thw: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Raw logits, one per row, from the last (score) token of left-padded rows."""
+        """Raw logits, one per row, from the last (score) token of left-padded rows.
+
+        The straightforward path, kept as the reference the packed path is tested against.
+        """
         image_token_id = self.model.config.image_token_id
         mm_token_type_ids = (input_ids == image_token_id).to(torch.int32)
         position_ids, _ = self.model.get_rope_index(
@@ -81,19 +100,81 @@ class JinaM0Module(nn.Module):
         last_hidden = outputs.last_hidden_state[:, -1]
         return self.score(last_hidden).squeeze(-1)
 
+    def encode_images(self, pixel_values: list[torch.Tensor],
+                      grids: list[tuple[int, int, int]]) -> list[torch.Tensor]:
+        """Merged vision features ``(tokens, hidden)`` of each image, all images in one call
+        of the vision tower (its attention stays within each image)."""
+        device, dtype = self.model.visual.get_device(), self.model.visual.get_dtype()
+        pixels = to_device(torch.cat(pixel_values), device, dtype)
+        grid_thw = to_device(torch.tensor(grids), device)
+        merged = self.model.visual(pixels, grid_thw=grid_thw).pooler_output
+        sizes = [t * h * w // self.model.visual.spatial_merge_size**2 for t, h, w in grids]
+        # clone: a cached page must not keep the whole micro-batch's tensor alive
+        return [part.clone() for part in merged.split(sizes)]
+
+    def forward_packed(self, inputs: PackedInputs, image_features: torch.Tensor | None,
+                       ) -> torch.Tensor:
+        """Raw logits of packed pairs: per-pair attention, head on the last tokens only."""
+        text_model = self.model.language_model
+        embeds = text_model.embed_tokens(inputs.input_ids)  # (T, H)
+        if image_features is not None:
+            embeds = embeds.index_copy(0, inputs.image_index, image_features.to(embeds.dtype))
+        last = decode_packed(text_model, embeds, inputs.positions, inputs.segments,
+                             inputs.last_index)
+        return self.score(last).squeeze(-1)
+
+    def forward_padded(self, inputs: PaddedInputs, image_features: torch.Tensor | None,
+                       ) -> torch.Tensor:
+        """Raw logits of left-padded rows with precomputed image features."""
+        text_model = self.model.language_model
+        embeds = text_model.embed_tokens(inputs.input_ids)  # (B, L, H)
+        if image_features is not None:
+            flat = embeds.flatten(0, 1).index_copy(0, inputs.image_index,
+                                                   image_features.to(embeds.dtype))
+            embeds = flat.view_as(embeds)
+        outputs = text_model(inputs_embeds=embeds, attention_mask=inputs.attention_mask,
+                             position_ids=inputs.positions, use_cache=False)
+        return self.score(outputs.last_hidden_state[:, -1]).squeeze(-1)
+
 
 class JinaM0Reranker(RerankerArchitecture):
-    """jina-reranker-m0 through the three-stage contract (see module docstring)."""
+    """jina-reranker-m0 through the three-stage contract (see module docstring).
+
+    Args:
+        module: The loaded backbone and head.
+        encoder: Tokeniser and image processor.
+        device: Where ``module`` lives.
+        model_name: Name reported to users.
+        vision_cache_bytes: Device bytes for cached vision features (``0`` disables the
+            cache); default by device type, see ``DEFAULT_VISION_CACHE_BYTES``.
+        packing: Run micro-batches packed (default) instead of left-padded.
+    """
 
     architecture_names: ClassVar[tuple[str, ...]] = ("JinaVLForRanking",)
 
     def __init__(self, module: JinaM0Module, encoder: Qwen2VLInputEncoder, device: torch.device,
-                 model_name: str = "jina-reranker-m0") -> None:
+                 model_name: str = "jina-reranker-m0", *, vision_cache_bytes: int | None = None,
+                 packing: bool = True) -> None:
         self.module = module
         self.encoder = encoder
         self.device = device
         self.model_name = model_name
         self.pad_token_id = int(encoder.tokenizer.pad_token_id or 151643)
+        self.image_token_id = int(module.model.config.image_token_id)
+        self.packing = packing
+        # The fast tokenizer's truncation setting is shared state that every call rewrites,
+        # so tokenising is serialised; image decoding and resizing run in parallel.
+        self._tokenizer_lock = threading.Lock()
+        if vision_cache_bytes is None:
+            vision_cache_bytes = DEFAULT_VISION_CACHE_BYTES.get(device.type, 0)
+        self.vision_cache = VisionFeatureCache(vision_cache_bytes)
+        self._image_settings = _image_settings(encoder.image_processor, module)
+        enable_packed_attention(module.model.language_model)
+
+    @property
+    def packs_sequences(self) -> bool:
+        """True when micro-batches cost their real tokens (packed), not rows x longest."""
+        return self.packing
 
     @classmethod
     def load(cls, path: Path, config: dict[str, Any], options: LoadOptions) -> JinaM0Reranker:
@@ -110,30 +191,58 @@ class JinaM0Reranker(RerankerArchitecture):
         _load_exact(module, state, str(path))
         module.to(dtype=options.dtype).eval()
         encoder = Qwen2VLInputEncoder.from_pretrained(path, options.image_sizing)
-        return cls(module, encoder, device)
+        return cls(module, encoder, device,
+                   vision_cache_bytes=getattr(options, "vision_cache_bytes", None))
 
     def preprocess(self, query: Document, document: Document, options: ScoreOptions,
                    field: str) -> PreparedPair:
-        """Template, truncation, tokenisation and image patches for one pair (CPU)."""
-        doc_text = document.text
-        if doc_text is not None:
-            doc_text = self.encoder.truncate_text(doc_text, options.effective_max_doc_length)
-        prompt = format_m0_prompt(query.text, len(query.images), doc_text, len(document.images))
-        images = [*document.images, *query.images]  # prompt order: document first
-        encoded = self.encoder.encode(prompt, images, options.prompt_budget, field)
-        encoded = EncodedPrompt([*encoded.input_ids, SCORE_TOKEN_ID], encoded.pixel_values,
-                                encoded.image_grid_thw)
-        return PreparedPair(num_tokens=len(encoded.input_ids), payload=encoded)
+        """Template, truncation, tokenisation and image patches for one pair (CPU).
+
+        An image whose features are cached is not resized or normalised again.
+        """
+        # prompt order: document first
+        images = tuple(self._prepare_image(image) for image in [*document.images, *query.images])
+        with self._tokenizer_lock:
+            doc_text = document.text
+            if doc_text is not None:
+                doc_text = self.encoder.truncate_text(doc_text, options.effective_max_doc_length)
+            prompt = format_m0_prompt(query.text, len(query.images), doc_text,
+                                      len(document.images))
+            ids = self._prompt_ids(prompt, [image.grid for image in images],
+                                   options.prompt_budget, field)
+        return PreparedPair(num_tokens=len(ids) + 1,
+                            payload=M0Prompt([*ids, SCORE_TOKEN_ID], images))
 
     @torch.inference_mode()
     def forward(self, batch: Sequence[PreparedPair]) -> torch.Tensor:
-        """Left-pad a micro-batch, run backbone and head, return float32 logits on the CPU."""
-        inputs = self._collate([pair.payload for pair in batch])
-        return self.module(**inputs).float().cpu()
+        """Run a micro-batch (packed unless ``packing`` is off); float32 logits on the CPU."""
+        return self.collect(self.launch(batch))
+
+    @torch.inference_mode()
+    def launch(self, batch: Sequence[PreparedPair]) -> torch.Tensor:
+        """Collate and queue a micro-batch on the device without waiting for the result, so
+        the engine can collate the next one meanwhile; :meth:`collect` waits."""
+        prompts = [pair.payload for pair in batch]
+        features = resolve_image_features(prompts, self.vision_cache, self.module.encode_images)
+        backbone = self.module.model
+        if self.packing:
+            packed = pack(prompts, backbone, self.image_token_id, self.device)
+            return self.module.forward_packed(packed, features)
+        padded = pad(prompts, backbone, self.image_token_id, self.pad_token_id, self.device)
+        return self.module.forward_padded(padded, features)
+
+    def collect(self, logits: torch.Tensor) -> torch.Tensor:
+        """Wait for :meth:`launch`'s logits and bring them to the CPU as float32."""
+        return logits.float().cpu()
 
     def postprocess(self, logits: torch.Tensor) -> list[float]:
         """``sigmoid(logit - 2.65)``, the reference's normalisation."""
         return torch.sigmoid(logits - LOGIT_BIAS).tolist()
+
+    def cache_stats(self) -> dict[str, int]:
+        """Vision-feature cache counters (``vision_cache_hits``, ``_misses``, ``_evictions``,
+        ``_entries``, ``_bytes``, ``_max_bytes``) for the server's metrics."""
+        return self.vision_cache.stats()
 
     def warmup(self) -> None:
         """One tiny text pair through the model."""
@@ -157,22 +266,25 @@ class JinaM0Reranker(RerankerArchitecture):
         self.encoder.tokenizer.save_pretrained(out_dir)
         self.encoder.image_processor.save_pretrained(out_dir)
 
-    def _collate(self, encoded: Sequence[EncodedPrompt]) -> dict[str, torch.Tensor | None]:
-        longest = max(len(item.input_ids) for item in encoded)
-        ids = torch.full((len(encoded), longest), self.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(encoded), longest), dtype=torch.long)
-        for row, item in enumerate(encoded):
-            ids[row, longest - len(item.input_ids):] = torch.tensor(item.input_ids)
-            mask[row, longest - len(item.input_ids):] = 1
-        patches = [item.pixel_values for item in encoded if item.pixel_values is not None]
-        grids = [grid for item in encoded for grid in item.image_grid_thw]
-        dtype = next(self.module.parameters()).dtype
-        return {
-            "input_ids": ids.to(self.device),
-            "attention_mask": mask.to(self.device),
-            "pixel_values": torch.cat(patches).to(self.device, dtype) if patches else None,
-            "image_grid_thw": torch.tensor(grids, device=self.device) if grids else None,
-        }
+    def _prepare_image(self, image: Any) -> M0Image:
+        key = image_cache_key(image, self._image_settings)
+        entry = self.vision_cache.get(key)
+        if entry is not None:
+            return M0Image(key, entry.grid, None, entry.features)
+        pixel_values, grids = self.encoder.encode_images([image])
+        return M0Image(key, grids[0], pixel_values, None)
+
+    def _prompt_ids(self, prompt: str, grids: list[tuple[int, int, int]], budget: int,
+                    field: str) -> list[int]:
+        """Token ids with each image placeholder expanded, truncated to ``budget`` (the steps
+        of ``Qwen2VLInputEncoder.encode``, given grids that may come from the cache)."""
+        ids = self.encoder.tokenize(prompt)
+        if grids:
+            ids = self.encoder._expand_image_tokens(ids, grids)
+        if len(ids) > budget:
+            self.encoder._check_images_fit(ids, budget, field)
+            ids = ids[:budget]
+        return ids
 
 
 def to_module_names(state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:
@@ -240,3 +352,16 @@ def _empty_init(dtype: torch.dtype, device: torch.device) -> Iterator[None]:
             yield
     finally:
         torch.set_default_dtype(previous)
+
+
+def _image_settings(processor: Any, module: JinaM0Module) -> str:
+    """What besides the pixels decides an image's features: the resize and normalisation
+    settings, and a hash of the vision tower's first layer and dtype (the weights)."""
+    import hashlib
+
+    weight = module.model.visual.patch_embed.proj.weight.detach()
+    digest = hashlib.sha256(str(weight.dtype).encode())
+    digest.update(weight.float().cpu().numpy().tobytes())
+    fields = ("size", "patch_size", "temporal_patch_size", "merge_size", "image_mean", "image_std")
+    settings = "|".join(repr(getattr(processor, name, None)) for name in fields)
+    return f"{settings}|{digest.hexdigest()[:16]}"
