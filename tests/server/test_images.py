@@ -198,6 +198,41 @@ def test_concurrent_requests_for_one_url_share_a_single_download(server: ImageSe
     assert len({id(image) for image in images}) == 1
 
 
+def test_concurrent_failures_name_each_callers_own_field(server: ImageServer) -> None:
+    server.routes["/gone.png"] = Route(b"gone", status=410, delay=0.2)
+    url = server.url("/gone.png")
+
+    async def main() -> list[BaseException]:
+        resolver = ImageResolver(LOOPBACK)
+        try:
+            return await asyncio.gather(*[resolver.resolve(url, f"documents[{i}].image")
+                                          for i in range(2)], return_exceptions=True)
+        finally:
+            await resolver.aclose()
+
+    errors = asyncio.run(main())
+    assert [str(e) for e in errors] == [
+        f"documents[{i}].image: fetching {url!r} returned HTTP 410" for i in range(2)]
+    assert all(type(e) is ImageFetchError for e in errors)
+
+
+def test_concurrent_copies_of_one_base64_image_are_decoded_once() -> None:
+    b64 = base64.b64encode(png((300, 200))).decode()
+
+    async def main() -> tuple[list[Image.Image], dict]:
+        resolver = ImageResolver(ImageFetchSettings())
+        try:
+            images = await asyncio.gather(*[resolver.resolve(b64, f"documents[{i}].image")
+                                            for i in range(6)])
+            return images, resolver.stats()
+        finally:
+            await resolver.aclose()
+
+    images, stats = asyncio.run(main())
+    assert len({id(image) for image in images}) == 1
+    assert stats["misses"] == 1 and stats["hits"] == 5  # the others waited for that decode
+
+
 def test_the_cache_stays_within_its_byte_budget(server: ImageServer) -> None:
     for i in range(4):
         server.routes[f"/{i}.png"] = Route(png((20, 20), (i, i, i)))

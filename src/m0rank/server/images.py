@@ -246,7 +246,8 @@ class ImageResolver:
         if is_url(source):
             return await self._once(source, lambda: self._resolve_url(source, field))
         data = await asyncio.to_thread(self._read_local, source, field)
-        return await self._from_bytes(data, field)
+        digest = hashlib.sha256(data).hexdigest()
+        return await self._once(digest, lambda: self._from_bytes(data, field, digest))
 
     def stats(self) -> dict[str, int]:
         """Cache counters: images served without decoding (hits), decoded (misses), size."""
@@ -266,9 +267,11 @@ class ImageResolver:
         pending = self._inflight.get(key)
         if pending is not None:
             try:
-                return await asyncio.shield(pending)
+                image = await asyncio.shield(pending)
             except M0RankError:
                 return await work()
+            self._hits += 1  # served by another request's decode
+            return image
         future: asyncio.Future[Image.Image] = asyncio.get_running_loop().create_future()
         self._inflight[key] = future
         try:
