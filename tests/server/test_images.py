@@ -13,6 +13,8 @@ import base64
 import io
 import re
 import socket
+import ssl
+import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -46,7 +48,7 @@ class Route:
 class ImageServer:
     """A tiny threaded HTTP server on 127.0.0.1 that counts requests per path."""
 
-    def __init__(self) -> None:
+    def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.routes: dict[str, Route] = {}
         self.hits: dict[str, int] = {}
         self.host_headers: list[str] = []
@@ -73,6 +75,9 @@ class ImageServer:
                 pass
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        if tls is not None:
+            self.httpd.socket = tls.wrap_socket(self.httpd.socket, server_side=True)
+        self.scheme = "https" if tls else "http"
         self.httpd.daemon_threads = True
         self.port = self.httpd.server_address[1]
         self.thread = threading.Thread(target=self.httpd.serve_forever, args=(0.05,),
@@ -80,7 +85,7 @@ class ImageServer:
         self.thread.start()
 
     def url(self, path: str, host: str = "127.0.0.1") -> str:
-        return f"http://{host}:{self.port}{path}"
+        return f"{self.scheme}://{host}:{self.port}{path}"
 
     def close(self) -> None:
         self.httpd.shutdown()
@@ -282,6 +287,37 @@ def test_allowlist_accepts_networks_and_hostnames(server: ImageServer) -> None:
                 server.url("/a.png", host="localhost"))
     assert server.hits == {"/a.png": 2}
     assert server.host_headers[-1] == f"localhost:{server.port}"
+
+
+def test_https_goes_to_the_vetted_ip_with_the_hostname_for_sni_and_verification(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The connection goes to 127.0.0.1, yet TLS verifies the certificate for 'localhost'
+    (it has no IP entry), so the fetch only works if SNI and verification use the hostname."""
+    if subprocess.run(["openssl", "version"], capture_output=True).returncode != 0:
+        pytest.skip("needs the openssl command to make a test certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "1", "-subj",
+                    "/CN=localhost", "-addext", "subjectAltName=DNS:localhost",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    monkeypatch.setattr("certifi.where", lambda: str(cert))  # trust only the test certificate
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(cert, key)
+    names: list[str | None] = []
+    tls.sni_callback = lambda sock, name, context: names.append(name)
+    server = ImageServer(tls)
+    try:
+        server.routes["/a.png"] = Route(png())
+        (image,), _ = resolve_all(ImageFetchSettings(allow_hosts=("localhost",)),
+                                  server.url("/a.png", host="localhost"))
+        assert image.size == (32, 24) and names == ["localhost"]
+        url = server.url("/a.png")  # by IP: the certificate does not name 127.0.0.1
+        with pytest.raises(ImageFetchError, match=re.escape(
+                f"documents[0].image: could not fetch {url!r} (ConnectError)")):
+            resolve_all(LOOPBACK, url)
+        assert server.hits == {"/a.png": 1}
+    finally:
+        server.close()
 
 
 # --- the SSRF guard ------------------------------------------------------------------------

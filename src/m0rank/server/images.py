@@ -395,7 +395,8 @@ class ImageResolver:
         addresses = [ipaddress.ip_address(info[4][0].split("%")[0]) for info in infos]
         if not addresses:
             raise ImageFetchError(f"{field}: cannot resolve the host of {url!r}")
-        return list(dict.fromkeys(addresses))
+        # IPv4 first: many servers resolve AAAA records without having an IPv6 route.
+        return sorted(dict.fromkeys(addresses), key=lambda ip: ip.version)
 
     async def _read_body(self, response: httpx.Response, url: str, field: str) -> bytes:
         """The body of a final response, after status, type and size checks."""
