@@ -40,7 +40,6 @@ import httpx
 from PIL import Image
 
 RESULTS = Path(__file__).resolve().parent / "results"
-MACHINE = "2-core Xeon CPU, no GPU"
 WORDS = ("markdown html model reranker image table chart invoice bread tower paris language "
          "small large vision text page layout query document score neural search").split()
 
@@ -169,7 +168,8 @@ def machine() -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in
                 Path("/proc/cpuinfo").read_text().splitlines() if line.startswith("model name")),
                platform.processor())
-    return {"machine": MACHINE, "cpu": cpu, "cpus": os.cpu_count(),
+    return {"machine": f"{os.cpu_count()}-core {cpu} CPU, no GPU (server runs --device cpu)",
+            "cpu": cpu, "cpus": os.cpu_count(),
             "python": platform.python_version(), "load_average_at_start": os.getloadavg()}
 
 
