@@ -121,10 +121,19 @@ def test_comparison_table_from_the_cli(bge_dir: Path, jina_dir: Path, tmp_path: 
                                        no_network: None) -> None:
     from m0rank.cli.main import main
 
+    from m0rank.testing.image_collection import write_page_collection
+
     cranfield = Path(__file__).resolve().parents[3] / "shared" / "data" / "cranfield"
-    assert main(["eval", "--data", str(cranfield), "--max-queries", "3", "--top-k", "4",
-                 "--model", str(bge_dir), "--model", str(jina_dir), "--device", "cpu",
-                 "--no-cache", "--no-progress", "--out", str(tmp_path)]) == 0
+    pages = write_page_collection(tmp_path / "pages")
+    assert main(["eval", "--data", str(cranfield), "--data", str(pages), "--max-queries", "3",
+                 "--top-k", "4", "--model", str(bge_dir), "--model", str(jina_dir),
+                 "--device", "cpu", "--no-cache", "--no-progress", "--out", str(tmp_path)]) == 0
     markdown = (tmp_path / "eval.md").read_text()
     for row in ("BM25", bge_dir.name, jina_dir.name):
         assert f"| {row} |" in markdown
+    # Text cross-encoders cannot read the page images: those cells stay empty, with a reason.
+    document = json.loads((tmp_path / "eval.json").read_text())
+    assert {(s["model"], s["dataset"]) for s in document["skipped"]} == {
+        (bge_dir.name, "pages"), (jina_dir.name, "pages")}
+    assert "cannot read images" in document["skipped"][0]["reason"]
+    assert f"– {bge_dir.name} on pages: not run (documents[0]: " in markdown

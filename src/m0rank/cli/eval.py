@@ -12,6 +12,7 @@ SQLite, so an interrupted run resumes and a rerun costs nothing.
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,8 @@ from typing import Any
 from m0rank.errors import InvalidInputError
 
 __all__ = ["add_arguments", "run"]
+
+logger = logging.getLogger(__name__)
 
 _DEFAULT_METRICS = "ndcg@10,recall@10,mrr@10,map@100"
 _ALL_LABEL = "all documents"
@@ -34,8 +37,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--max-queries", type=int, default=None, metavar="N",
                       help="only the first N judged queries (quick checks)")
     stage = parser.add_argument_group("first stage")
-    stage.add_argument("--first-stage", choices=("bm25", "all"), default="bm25",
-                       help="bm25 over document text, or every document (tiny/image sets)")
+    stage.add_argument("--first-stage", choices=("auto", "bm25", "all"), default="auto",
+                       help="bm25 over document text, every document, or auto (default): "
+                            "bm25 when queries and documents have text, else all")
     stage.add_argument("--run", dest="run_file", type=Path, default=None, metavar="FILE",
                        help="TREC run file to rerank instead (applies to every --data)")
     stage.add_argument("--top-k", type=int, default=100, help="candidates reranked per query")
@@ -68,6 +72,7 @@ def run(args: argparse.Namespace) -> int:
     """Load the collections, run the first stage, rerank with each model, report."""
     from m0rank.eval.metrics import parse_metric
 
+    _quiet_bm25s(getattr(args, "verbose", 0))
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
     for metric in metrics:
         parse_metric(metric)
@@ -77,10 +82,20 @@ def run(args: argparse.Namespace) -> int:
     # "all documents" is a candidate set, not a ranking: it gets no row of its own.
     results = [_first_stage_row(dataset, metrics) for dataset in datasets
                if dataset["first_stage"] is not None and dataset["label"] != _ALL_LABEL]
+    skipped: list[dict[str, str]] = []
     for name in args.model:
-        results.extend(_model_rows(name, datasets, metrics, args))
-    _report(results, metrics, args)
+        results.extend(_model_rows(name, datasets, metrics, args, skipped))
+    _report(results, metrics, args, skipped)
     return 0
+
+
+def _quiet_bm25s(verbosity: int) -> None:
+    """bm25s sets its own logger to DEBUG when imported; keep it at the CLI's level."""
+    import logging
+
+    import bm25s  # noqa: F401 - imported first so its import-time setLevel runs before ours
+
+    logging.getLogger("bm25s").setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
 
 
 def _load(path: Path, args: argparse.Namespace) -> dict[str, Any]:
@@ -93,12 +108,17 @@ def _load(path: Path, args: argparse.Namespace) -> dict[str, Any]:
     collection = _subset(ds.load_beir(path, split=args.split), args.max_queries)
     if args.run_file is not None:
         label, first = f"run:{args.run_file.name}", fs.read_trec_run(args.run_file)
-    elif args.first_stage == "all":
+    elif args.first_stage == "all" or (args.first_stage == "auto" and not _has_text(collection)):
         label, first = _ALL_LABEL, fs.all_documents_run(collection)
     else:
         label, first = "BM25", fs.bm25_run(collection, k=args.top_k)
     return {"name": collection.name, "collection": collection, "first_stage": first,
             "label": label}
+
+
+def _has_text(collection: Any) -> bool:
+    return all(q.text for q in collection.queries.values()) and \
+        any(d.text for d in collection.corpus.values())
 
 
 def _subset(collection: Any, max_queries: int | None) -> Any:
@@ -119,11 +139,12 @@ def _first_stage_row(dataset: dict[str, Any], metrics: list[str]) -> Any:
 
 
 def _model_rows(name: str, datasets: list[dict[str, Any]], metrics: list[str],
-                args: argparse.Namespace) -> list[Any]:
+                args: argparse.Namespace, skipped: list[dict[str, str]]) -> list[Any]:
+    """Rows of one model. A dataset the model cannot read (a text cross-encoder on page
+    images, MonoQwen on text documents) leaves its cell empty and is listed in ``skipped``."""
     from m0rank.api import Reranker
     from m0rank.cli.common import model_kwargs
     from m0rank.eval.cache import model_fingerprint
-    from m0rank.eval.runner import model_result, winoground_result
 
     model_arg = None if name in ("default", "") else name
     reranker = Reranker.from_pretrained(model_arg, **model_kwargs(args))
@@ -131,16 +152,25 @@ def _model_rows(name: str, datasets: list[dict[str, Any]], metrics: list[str],
     rows = []
     for dataset in datasets:
         with _cache(args, key, dataset["name"]) as cache:
-            if "winoground" in dataset:
-                rows.append(winoground_result(reranker.model_name, reranker, dataset["name"],
-                                              dataset["winoground"], cache,
-                                              show_progress=not args.no_progress))
-            else:
-                rows.append(model_result(
-                    reranker.model_name, reranker, dataset["collection"],
-                    dataset["first_stage"], k=args.top_k, metrics=metrics, cache=cache,
-                    max_length=args.max_length, show_progress=not args.no_progress))
+            try:
+                rows.append(_model_row(reranker, dataset, metrics, cache, args))
+            except InvalidInputError as exc:
+                logger.warning("%s on %s skipped: %s", reranker.model_name, dataset["name"], exc)
+                skipped.append({"model": reranker.model_name, "dataset": dataset["name"],
+                                "reason": str(exc)})
     return rows
+
+
+def _model_row(reranker: Any, dataset: dict[str, Any], metrics: list[str], cache: Any,
+               args: argparse.Namespace) -> Any:
+    from m0rank.eval.runner import model_result, winoground_result
+
+    if "winoground" in dataset:
+        return winoground_result(reranker.model_name, reranker, dataset["name"],
+                                 dataset["winoground"], cache, show_progress=not args.no_progress)
+    return model_result(reranker.model_name, reranker, dataset["collection"],
+                        dataset["first_stage"], k=args.top_k, metrics=metrics, cache=cache,
+                        max_length=args.max_length, show_progress=not args.no_progress)
 
 
 class _NoCache:
@@ -162,13 +192,18 @@ def _cache(args: argparse.Namespace, key: str, dataset: str) -> Any:
     return ScoreCache(path, model=key, dataset=dataset, options=options)
 
 
-def _report(results: list[Any], metrics: list[str], args: argparse.Namespace) -> None:
+def _report(results: list[Any], metrics: list[str], args: argparse.Namespace,
+            skipped: list[dict[str, str]]) -> None:
     from rich.console import Console
 
     from m0rank.eval import report
 
     table = report.build_table(results)
-    Console(file=sys.stdout, soft_wrap=False).print(report.render_rich(table))
+    console = Console(file=sys.stdout, soft_wrap=False)
+    console.print(report.render_rich(table))
+    notes = [f"– {s['model']} on {s['dataset']}: not run ({s['reason']})" for s in skipped]
+    for note in notes:
+        console.print(note, markup=False)
     if args.out is None:
         return
     args.out.mkdir(parents=True, exist_ok=True)
@@ -177,9 +212,10 @@ def _report(results: list[Any], metrics: list[str], args: argparse.Namespace) ->
                 "metrics": metrics, "models": args.model, "max_queries": args.max_queries,
                 "max_length": args.max_length, "device": args.device, "dtype": args.dtype}
     report.write_json(args.out / f"{args.name}.json",
-                      report.to_json(results, settings, machine=args.machine))
+                      report.to_json(results, settings, machine=args.machine, skipped=skipped))
     caption = (f"Scores x 100; first stage {settings['first_stage']}, top {args.top_k} "
                f"reranked; headline metric per column.")
-    (args.out / f"{args.name}.md").write_text(report.to_markdown(table, caption=caption),
-                                              encoding="utf-8")
+    markdown = report.to_markdown(table, caption=caption) + "".join(f"\n{n}\n" for n in notes)
+    markdown += "\n" + report.to_markdown_details(results)
+    (args.out / f"{args.name}.md").write_text(markdown, encoding="utf-8")
     report.write_box_plot(results, args.out / f"{args.name}.png")

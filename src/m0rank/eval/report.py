@@ -18,7 +18,8 @@ from typing import Any
 from m0rank import __version__
 from m0rank.eval.runner import WINOGROUND_METRICS, DatasetResult
 
-__all__ = ["Table", "build_table", "render_rich", "to_markdown", "to_json", "write_json",
+__all__ = ["Table", "build_table", "render_rich", "to_markdown", "to_markdown_details",
+           "to_json", "write_json",
            "write_box_plot"]
 
 
@@ -96,9 +97,28 @@ def to_markdown(table: Table, *, caption: str | None = None) -> str:
     return "\n".join(lines) + "\n"
 
 
+def to_markdown_details(results: Sequence[DatasetResult]) -> str:
+    """One table per dataset with every metric (x 100), plus pairs scored and seconds."""
+    blocks = []
+    for dataset in dict.fromkeys(r.dataset for r in results):
+        rows = [r for r in results if r.dataset == dataset]
+        metrics = list(dict.fromkeys(m for r in rows for m in r.metrics))
+        header = ["Model", *metrics, "pairs scored", "seconds"]
+        lines = [f"**{dataset}**", "", "| " + " | ".join(header) + " |",
+                 "|---|" + "---:|" * (len(header) - 1)]
+        for r in rows:
+            cells = [_cell(r.metrics.get(m)) for m in metrics]
+            lines.append(f"| {r.model} | " + " | ".join(cells) +
+                         f" | {r.pairs_scored} | {r.seconds:.1f} |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
 def to_json(results: Sequence[DatasetResult], settings: dict[str, Any],
-            machine: str | None = None) -> dict[str, Any]:
-    """Every metric of every row, with the settings and the machine, as a JSON-ready dict."""
+            machine: str | None = None,
+            skipped: Sequence[dict[str, str]] = ()) -> dict[str, Any]:
+    """Every metric of every row, with the settings and the machine, as a JSON-ready dict;
+    ``skipped`` lists (model, dataset, reason) cells that could not be run."""
     return {
         "m0rank_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -114,6 +134,7 @@ def to_json(results: Sequence[DatasetResult], settings: dict[str, Any],
             }
             for r in results
         ],
+        "skipped": list(skipped),
     }
 
 
