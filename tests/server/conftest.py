@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from server_helpers import LiveServer, make_app, start_live_server
+from server_helpers import make_app
 
 
 @pytest.fixture(scope="module")
@@ -21,12 +21,3 @@ def app_client(reranker: Any) -> Iterator[Callable[..., httpx.Response]]:
         while client.get("/ready").status_code != 200 and time.monotonic() < deadline:
             time.sleep(0.02)
         yield client.request
-
-
-@pytest.fixture(scope="module")
-def live_server(reranker: Any) -> Iterator[LiveServer]:
-    """A real uvicorn server on 127.0.0.1 over the tiny checkpoint (no auth)."""
-    live, thread = start_live_server(make_app(reranker))
-    yield live
-    live.server.should_exit = True
-    thread.join(timeout=30)

@@ -1,8 +1,7 @@
-"""Server test helpers: apps over the tiny checkpoint, in-process clients, a real uvicorn server.
+"""Server test helpers: apps over the tiny checkpoint and in-process clients.
 
 ``running(app)`` drives the app's lifespan and yields an ``httpx.AsyncClient`` over ASGI (no
-socket). ``start_live_server`` runs a real uvicorn server on 127.0.0.1 in a thread, for real
-clients (Cohere SDK, LangChain...) and the playground. Fixtures are in ``conftest.py``.
+socket). Real servers on 127.0.0.1 are in ``cli_server.py``; fixtures are in ``conftest.py``.
 """
 
 from __future__ import annotations
@@ -10,12 +9,9 @@ from __future__ import annotations
 import asyncio
 import base64
 import io
-import socket
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from typing import Any
 
 import httpx
@@ -68,39 +64,6 @@ def call(app: Any, fn: Callable[[httpx.AsyncClient], Any]) -> Any:
             return await fn(client)
 
     return asyncio.run(main())
-
-
-@dataclass
-class LiveServer:
-    """A uvicorn server in a thread; ``url`` is its root (``http://127.0.0.1:PORT``)."""
-
-    url: str
-    app: Any
-    server: Any
-
-
-def start_live_server(app: Any) -> tuple[LiveServer, threading.Thread]:
-    """Start uvicorn on a free loopback port and wait until it answers ``/ready``."""
-    import uvicorn
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None,
-                                           lifespan="on"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(url + "/ready", timeout=1).status_code == 200:
-                return LiveServer(url=url, app=app, server=server), thread
-        except httpx.TransportError:
-            pass
-        time.sleep(0.05)
-    server.should_exit = True
-    raise TimeoutError("live server did not become ready")
 
 
 def ranked(results):

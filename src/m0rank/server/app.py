@@ -143,20 +143,7 @@ def _schema_app() -> FastAPI:
         def postprocess(self, logits: Any) -> list[float]:  # pragma: no cover
             raise NotImplementedError
 
-    return create_app(ServerSettings(), Reranker(_NoModel()), resolver=_NoResolver())
-
-
-class _NoResolver:
-    """Resolver stand-in for schema generation (never called)."""
-
-    async def resolve(self, source: str, field: str) -> Any:  # pragma: no cover
-        raise NotImplementedError
-
-    def stats(self) -> dict[str, int]:
-        return {}
-
-    async def aclose(self) -> None:  # pragma: no cover
-        return None
+    return create_app(ServerSettings(), Reranker(_NoModel()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

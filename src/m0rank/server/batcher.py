@@ -117,6 +117,7 @@ class Batcher:
         self.config = config or BatcherConfig()
         self._observer = observer
         self._pending: deque[_Slot] = deque()
+        self._jobs: set[_Job] = set()  # enqueued and not yet answered
         self._arrived = asyncio.Event()
         self._closing = False
         self._active = 0
@@ -173,9 +174,10 @@ class Batcher:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
             self._worker = None
-        for slot in self._pending:
-            slot.job.fail(ServiceUnavailableError("the server shut down before this request "
-                                                  "was scored"))
+        for job in self._jobs:
+            job.fail(ServiceUnavailableError("the server shut down before this request was "
+                                             "scored"))
+        self._jobs.clear()
         self._pending.clear()
         self._prepare_pool.shutdown(wait=False, cancel_futures=True)
         self._device_pool.shutdown(wait=False, cancel_futures=True)
@@ -191,8 +193,12 @@ class Batcher:
         job = _Job(prepared=prepared, future=loop.create_future(), enqueued=time.monotonic(),
                    results=[None] * len(prepared), remaining=len(prepared))
         self._pending.extend(_Slot(job, i) for i in range(len(prepared)))
+        self._jobs.add(job)
         self._arrived.set()
-        return await job.future
+        try:
+            return await job.future
+        finally:
+            self._jobs.discard(job)
 
     def _admit(self, count: int) -> None:
         if self._closing:

@@ -107,9 +107,10 @@ async def _on_library_error(request: Request, exc: Exception) -> JSONResponse:
     return exception_response(exc, request_id_of(request))
 
 
-async def _on_validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    raw = exc.errors() if isinstance(exc, RequestValidationError) else []
     errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
-               "type": str(e.get("type", ""))} for e in exc.errors()]
+               "type": str(e.get("type", ""))} for e in raw]
     message = "invalid request: " + "; ".join(
         f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:3])
     if len(errors) > 3:
@@ -119,7 +120,9 @@ async def _on_validation_error(request: Request, exc: RequestValidationError) ->
     return error_response(422, "validation_error", message, request_id, extra={"errors": errors})
 
 
-async def _on_http_error(request: Request, exc: HTTPException) -> JSONResponse:
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    if not isinstance(exc, HTTPException):
+        return exception_response(exc, request_id_of(request))
     error_type = _HTTP_TYPES.get(exc.status_code, "http_error")
     return error_response(exc.status_code, error_type, str(exc.detail), request_id_of(request),
                           headers=dict(exc.headers or {}))

@@ -85,7 +85,7 @@ class _CacheCollector(Collector):
         self.sources: dict[str, StatsSource] = {}
 
     def collect(self) -> Iterator[Metric]:
-        families = {
+        families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {
             "hits": CounterMetricFamily("m0rank_cache_hits", "Cache hits", labels=["cache"]),
             "misses": CounterMetricFamily("m0rank_cache_misses", "Cache misses",
                                           labels=["cache"]),
