@@ -9,6 +9,7 @@ import re
 import threading
 
 import pytest
+from server_helpers import make_app, running
 
 from m0rank import Reranker
 from m0rank.config import EngineConfig, ScoreOptions
@@ -16,7 +17,6 @@ from m0rank.engine import Engine
 from m0rank.errors import OverloadedError, ServiceUnavailableError
 from m0rank.server.batcher import Batcher, BatcherConfig
 from m0rank.types import Document
-from server_helpers import make_app, running
 
 QUERIES = ["markdown model", "bread recipe", "vision language", "tables"]
 DOCS = [["ReaderLM converts HTML.", "Sourdough needs time."], ["Flour, water, salt."],

@@ -10,9 +10,9 @@ import json
 from pathlib import Path
 
 from fastapi.testclient import TestClient
+from server_helpers import make_app
 
 from m0rank.server.app import main
-from server_helpers import make_app
 
 COMMITTED = Path(__file__).resolve().parents[2] / "docs" / "openapi.json"
 REGENERATE = "python -m m0rank.server.app --write-openapi docs/openapi.json"

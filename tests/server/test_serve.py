@@ -12,11 +12,11 @@ import time
 
 import httpx
 import pytest
+from server_helpers import make_app
 
 from m0rank import Reranker
 from m0rank.cli.main import main
 from m0rank.server.lifecycle import draining_server
-from server_helpers import make_app
 
 
 def free_port() -> int:
