@@ -253,12 +253,28 @@ def test_disk_cache_survives_a_new_resolver(server: ImageServer, tmp_path: Path)
     server.routes["/a.png"] = Route(png())
     settings = ImageFetchSettings(allow_hosts=("127.0.0.1",), cache_dir=tmp_path / "cache")
     resolve_all(settings, server.url("/a.png"))
-    stored = list((tmp_path / "cache").glob("*/*"))
+    stored = list((tmp_path / "cache").glob("??/*"))
     assert len(stored) == 1 and stored[0].read_bytes() == png()
-    b64 = base64.b64encode(png()).decode()
-    (image,), stats = resolve_all(settings, b64)  # new resolver, empty memory cache
-    assert image.size == (32, 24) and stats["misses"] == 1
-    assert server.hits == {"/a.png": 1}
+    (image,), stats = resolve_all(settings, server.url("/a.png"))  # a new, empty resolver
+    assert image.size == (32, 24) and stats == {"hits": 0, "misses": 1, "bytes": 32 * 24 * 3,
+                                                "entries": 1}
+    assert server.hits == {"/a.png": 1}  # decoded from the disk copy, not downloaded again
+
+
+def test_the_disk_cache_keeps_to_its_budget_dropping_the_least_recently_used(
+        tmp_path: Path) -> None:
+    images = [png((20, 20), (i, 0, 0)) for i in range(4)]
+    budget = int(sum(len(data) for data in images[:3]) * 1.05)  # room for three files
+    settings = ImageFetchSettings(cache_dir=tmp_path / "c", cache_bytes=budget)
+    sources = [base64.b64encode(data).decode() for data in images]
+    resolve_all(settings, *sources[:3])
+    time.sleep(0.05)
+    resolve_all(settings, sources[0])  # image 0 is used again
+    time.sleep(0.05)
+    resolve_all(settings, sources[3])  # over budget: the least recently used files go
+    kept = [path.read_bytes() for path in (tmp_path / "c").glob("??/*")]
+    assert sum(len(data) for data in kept) <= budget
+    assert sorted(kept) == sorted([images[0], images[3]])
 
 
 def test_redirects_are_followed_on_allowed_hosts(server: ImageServer) -> None:

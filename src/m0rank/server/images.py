@@ -15,7 +15,8 @@ names a media folder) by local path. This module turns each source into a decode
   :mod:`m0rank.preprocessing.images`, so pixel limits and error wording match the library.
 - **Cache.** Content-addressed: URL -> sha256 of the bytes (for an hour), and sha256 -> decoded
   image in an LRU bounded by decoded bytes, with an optional folder of encoded bytes by sha256
-  (also LRU-pruned to ``cache_bytes``). A repeated image costs no second download or decode.
+  and of URL -> sha256 records (:mod:`m0rank.server.image_cache`). A repeated image costs no
+  second download or decode, and concurrent requests for one image share one of each.
 
 Cached images are shared between requests: callers must treat them as read-only.
 """
@@ -26,7 +27,6 @@ import asyncio
 import hashlib
 import ipaddress
 import logging
-import os
 import socket
 import time
 from collections import OrderedDict
@@ -51,6 +51,7 @@ from m0rank.preprocessing.images import (
     decode_image_bytes,
     is_url,
 )
+from m0rank.server.image_cache import DiskStore, ImageLRU
 
 __all__ = ["ImageFetchSettings", "ImageResolver", "URL_CACHE_TTL_S"]
 
@@ -125,75 +126,6 @@ def _address_kind(ip: _IP) -> str | None:
     return None if ip.is_global else "non-global"
 
 
-class _LRU:
-    """Decoded images by content hash, bounded by decoded bytes."""
-
-    def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max_bytes
-        self.bytes = 0
-        self.items: OrderedDict[str, tuple[Image.Image, int]] = OrderedDict()
-
-    def get(self, key: str) -> Image.Image | None:
-        """The image for ``key``, marked most recently used, or None."""
-        entry = self.items.get(key)
-        if entry is None:
-            return None
-        self.items.move_to_end(key)
-        return entry[0]
-
-    def put(self, key: str, image: Image.Image) -> None:
-        """Keep ``image``, evicting the least recently used entries to stay in budget."""
-        size = image.width * image.height * len(image.getbands())
-        if size > self.max_bytes or key in self.items:
-            return
-        self.items[key] = (image, size)
-        self.bytes += size
-        while self.bytes > self.max_bytes:
-            _, (_, evicted) = self.items.popitem(last=False)
-            self.bytes -= evicted
-
-
-class _DiskStore:
-    """Encoded image bytes by sha256 in a folder, pruned oldest-used first to a byte budget."""
-
-    def __init__(self, folder: Path, max_bytes: int) -> None:
-        self.folder = folder
-        self.max_bytes = max_bytes
-        folder.mkdir(parents=True, exist_ok=True)
-        self.bytes = sum(path.stat().st_size for path in folder.glob("*/*"))
-
-    def read(self, digest: str) -> bytes | None:
-        """The stored bytes of ``digest`` (refreshing its use time), or None."""
-        path = self.folder / digest[:2] / digest
-        try:
-            data = path.read_bytes()
-            os.utime(path)
-        except OSError:
-            return None
-        return data if hashlib.sha256(data).hexdigest() == digest else None
-
-    def write(self, digest: str, data: bytes) -> None:
-        """Store ``data`` atomically, then prune to the budget."""
-        path = self.folder / digest[:2] / digest
-        if path.exists() or len(data) > self.max_bytes:
-            return
-        path.parent.mkdir(exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.part")
-        partial.write_bytes(data)
-        partial.replace(path)
-        self.bytes += len(data)
-        if self.bytes > self.max_bytes:
-            self._prune()
-
-    def _prune(self) -> None:
-        files = sorted(self.folder.glob("*/*"), key=lambda p: p.stat().st_mtime)
-        for path in files:
-            if self.bytes <= self.max_bytes * 0.9:
-                break
-            self.bytes -= path.stat().st_size
-            path.unlink(missing_ok=True)
-
-
 class ImageResolver:
     """Turns image sources from requests into decoded RGB images, safely and cached.
 
@@ -208,8 +140,8 @@ class ImageResolver:
         self.limits = settings.limits
         self._policy = _HostPolicy(settings.allow_hosts)
         self._media_root = settings.media_dir.resolve() if settings.media_dir else None
-        self._images = _LRU(settings.cache_bytes)
-        self._disk = _DiskStore(settings.cache_dir, settings.cache_bytes) \
+        self._images = ImageLRU(settings.cache_bytes)
+        self._disk = DiskStore(settings.cache_dir, settings.cache_bytes) \
             if settings.cache_dir else None
         self._urls: OrderedDict[str, tuple[str, float]] = OrderedDict()
         self._inflight: dict[str, asyncio.Future[Image.Image]] = {}
@@ -300,17 +232,27 @@ class ImageResolver:
                 return await self._from_bytes(data, field, digest)
         data = await self._fetch(url, field)
         digest = hashlib.sha256(data).hexdigest()
-        self._urls[url] = (digest, time.monotonic())
-        if len(self._urls) > _URL_CACHE_ENTRIES:
-            self._urls.popitem(last=False)
+        self._remember_url(url, digest, time.time())
+        if self._disk is not None:
+            await asyncio.to_thread(self._disk.write_url, url, digest, time.time())
         return await self._from_bytes(data, field, digest)
 
     def _url_digest(self, url: str) -> str | None:
         entry = self._urls.get(url)
-        if entry is None or time.monotonic() - entry[1] > URL_CACHE_TTL_S:
+        if entry is None and self._disk is not None:
+            entry = self._disk.read_url(url)
+            if entry is not None:
+                self._remember_url(url, *entry)
+        if entry is None or time.time() - entry[1] > URL_CACHE_TTL_S:
             return None
         self._urls.move_to_end(url)
         return entry[0]
+
+    def _remember_url(self, url: str, digest: str, fetched: float) -> None:
+        self._urls[url] = (digest, fetched)
+        self._urls.move_to_end(url)
+        if len(self._urls) > _URL_CACHE_ENTRIES:
+            self._urls.popitem(last=False)
 
     async def _from_bytes(self, data: bytes, field: str, digest: str | None = None) -> Image.Image:
         digest = digest or hashlib.sha256(data).hexdigest()
