@@ -164,3 +164,34 @@ def _metric(app_client, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[-1])
     raise AssertionError(f"{name} not found")
+
+
+def test_model_warnings_reach_the_response(reranker):
+    """Warnings a model attaches to a pair (e.g. the offline model on a photo) are returned per
+    result and, de-duplicated, at the top level of both response shapes."""
+    import dataclasses
+
+    from server_helpers import call, make_app
+
+    from m0rank import Reranker
+
+    own = Reranker(reranker.model)
+    original = own.engine.run_batch
+
+    def warn_on_photos(batch):
+        scores = original(batch)
+        return [dataclasses.replace(s, warnings=("cannot judge photos",)) if s.num_tokens > 20
+                else s for s in scores]
+
+    own.engine.run_batch = warn_on_photos
+    documents = ["short", {"image": png_base64()}, {"image": png_base64(color=(9, 9, 9))}]
+
+    async def scenario(client):
+        v1 = await client.post("/v1/rerank", json={"query": QUERY, "documents": documents})
+        v2 = await client.post("/v2/rerank", json={"query": QUERY, "documents": documents})
+        return v1.json(), v2.json()
+
+    for body in call(make_app(own), scenario):
+        assert body["warnings"] == ["cannot judge photos"]
+        by_index = {r["index"]: r.get("warnings") for r in body["results"]}
+        assert by_index == {0: None, 1: ["cannot judge photos"], 2: ["cannot judge photos"]}

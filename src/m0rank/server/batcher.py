@@ -4,7 +4,8 @@ Each request's pairs are prepared (tokenised, image patches) in a preparation th
 queued pair by pair. One worker task takes pairs from the queue in arrival order, a window of
 up to ``window_batches`` micro-batches at a time, waiting at most ``max_wait_ms`` after the
 oldest pair arrived so that concurrent requests share forward passes. The window is planned
-with :func:`~m0rank.engine.batching.plan_micro_batches` under the engine's token budget and
+with ``Engine.plan`` under the engine's token budget (padded, or packed for models that pack
+pairs without padding) and
 each micro-batch runs in a device thread. Results go back to per-request futures; a request
 returns as soon as its last pair is scored (after infinity's ``BatchHandler``).
 
@@ -14,8 +15,8 @@ A caller that gives up (its timeout cancels it) leaves its unscored pairs behind
 worker skips them. :meth:`Batcher.stop` refuses new work with
 :class:`ServiceUnavailableError` and lets in-flight requests finish first.
 
-One preparation thread on purpose: Hugging Face fast tokenizers change their truncation state
-per call, which is not safe across threads sharing one tokenizer.
+Two requests are prepared at a time (``Engine.prepare`` already spreads one request's pairs
+over threads), so a large image request does not hold up a small one behind it.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from m0rank.config import ScoreOptions
-from m0rank.engine import Engine, plan_micro_batches
+from m0rank.engine import Engine
 from m0rank.errors import (
     InvalidInputError,
     OverloadedError,
@@ -124,7 +125,7 @@ class Batcher:
         self._idle = asyncio.Event()
         self._idle.set()
         self._worker: asyncio.Task[None] | None = None
-        self._prepare_pool = ThreadPoolExecutor(1, thread_name_prefix="m0rank-prepare")
+        self._prepare_pool = ThreadPoolExecutor(2, thread_name_prefix="m0rank-prepare")
         self._device_pool = ThreadPoolExecutor(1, thread_name_prefix="m0rank-device")
 
     @property
@@ -240,9 +241,7 @@ class Batcher:
 
     async def _run_window(self, window: list[_Slot]) -> None:
         loop = asyncio.get_running_loop()
-        config = self.engine.config
-        lengths = [slot.pair.num_tokens for slot in window]
-        for batch in plan_micro_batches(lengths, config.max_batch_tokens, config.max_batch_size):
+        for batch in self.engine.plan([slot.pair.num_tokens for slot in window]):
             slots = [window[i] for i in batch if not window[i].job.future.done()]
             if not slots:
                 continue
