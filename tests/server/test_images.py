@@ -221,6 +221,27 @@ def test_concurrent_failures_name_each_callers_own_field(server: ImageServer) ->
     assert all(type(e) is ImageFetchError for e in errors)
 
 
+def test_a_waiter_survives_the_cancellation_of_the_request_it_waited_on(
+        server: ImageServer) -> None:
+    server.routes["/slow.png"] = Route(png(), delay=0.4)
+    url = server.url("/slow.png")
+
+    async def main() -> Image.Image:
+        resolver = ImageResolver(LOOPBACK)
+        try:
+            leader = asyncio.create_task(resolver.resolve(url, "documents[0].image"))
+            await asyncio.sleep(0.05)
+            waiter = asyncio.create_task(resolver.resolve(url, "documents[1].image"))
+            await asyncio.sleep(0.05)
+            leader.cancel()
+            return await waiter
+        finally:
+            await resolver.aclose()
+
+    assert asyncio.run(main()).size == (32, 24)
+    assert server.hits == {"/slow.png": 2}  # the waiter fetched again by itself
+
+
 def test_concurrent_copies_of_one_base64_image_are_decoded_once() -> None:
     b64 = base64.b64encode(png((300, 200))).decode()
 

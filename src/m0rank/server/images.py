@@ -194,7 +194,8 @@ class ImageResolver:
     async def _once(self, key: str, work: Callable[[], Awaitable[Image.Image]]) -> Image.Image:
         """Run ``work`` unless the same key is already being resolved; then share its result.
 
-        A waiter whose leader failed runs ``work`` itself, so its error names its own field.
+        A waiter whose leader failed runs ``work`` itself, so its error names its own field; so
+        does one whose leader was cancelled (its client went away).
         """
         pending = self._inflight.get(key)
         if pending is not None:
@@ -202,6 +203,10 @@ class ImageResolver:
                 image = await asyncio.shield(pending)
             except M0RankError:
                 return await work()
+            except asyncio.CancelledError:
+                if pending.cancelled() and not _being_cancelled():
+                    return await work()  # the leader's request went away, not ours
+                raise
             self._hits += 1  # served by another request's decode
             return image
         future: asyncio.Future[Image.Image] = asyncio.get_running_loop().create_future()
@@ -406,6 +411,12 @@ def _looks_like_path(source: str) -> bool:
         return False
     return source.startswith(("./", "../", "~", "file:")) or "\\" in source or "." in source \
         or ("/" in source and len(source) < 64)
+
+
+def _being_cancelled() -> bool:
+    """Whether the current task was asked to stop (Python 3.11+; False before)."""
+    task = asyncio.current_task()
+    return bool(task is not None and getattr(task, "cancelling", lambda: 0)())
 
 
 def _is_ip(host: str) -> bool:
