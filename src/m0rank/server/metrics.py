@@ -8,9 +8,9 @@ Exposed at ``GET /metrics``:
   requests sharing a forward pass: above 1 means cross-request batching is working);
 - ``m0rank_tokens_total`` (tokens read by the model, image tokens included);
 - ``m0rank_queue_depth`` (pairs waiting for the model), ``m0rank_requests_in_flight``;
-- ``m0rank_cache_hits_total{cache}``, ``m0rank_cache_misses_total{cache}``,
-  ``m0rank_cache_bytes{cache}``, ``m0rank_cache_entries{cache}``, read on each scrape from the
-  image cache (``cache="image"``) and the model's own caches (``cache="model"``).
+- ``m0rank_cache_{hits,misses,evictions}_total{cache}`` and
+  ``m0rank_cache_{bytes,max_bytes,entries}{cache}``, read on each scrape from the image cache
+  (``cache="image"``) and the model's own caches (``vision_cache_hits`` -> ``cache="vision"``).
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class ServerMetrics:
         self.requests = Counter("m0rank_requests", "HTTP requests answered",
                                 ["route", "status"], registry=reg)
         self.latency = Histogram("m0rank_request_latency_seconds", "HTTP request latency",
-                                 ["route"], buckets=_LATENCY_BUCKETS, registry=reg)
+                                 ["route", "status"], buckets=_LATENCY_BUCKETS, registry=reg)
         self.batch_size = Histogram("m0rank_batch_size", "Pairs per forward pass",
                                     buckets=_SIZE_BUCKETS, registry=reg)
         self.batch_requests = Histogram("m0rank_batch_requests",
@@ -57,7 +57,7 @@ class ServerMetrics:
     def observe_request(self, route: str, status: int, seconds: float) -> None:
         """Count one answered request and its latency."""
         self.requests.labels(route=route, status=str(status)).inc()
-        self.latency.labels(route=route).observe(seconds)
+        self.latency.labels(route=route, status=str(status)).observe(seconds)
 
     def observe_batch(self, pairs: int, requests: int, tokens: int) -> None:
         """Record one forward pass (called by the batcher)."""
@@ -70,12 +70,25 @@ class ServerMetrics:
         self.queue_depth.set_function(depth)
 
     def watch_cache(self, name: str, stats: StatsSource) -> None:
-        """Report a cache's ``hits``/``misses``/``bytes``/``entries`` counters as ``cache=name``."""
+        """Report a source's cache counters: ``hits`` as ``cache=name``, ``<prefix>_cache_hits``
+        or ``<prefix>_hits`` as ``cache=prefix`` (likewise misses, evictions, bytes, max_bytes,
+        entries); other keys are ignored."""
         self._caches.sources[name] = stats
 
     def render(self) -> bytes:
         """The text exposition format of every metric."""
         return generate_latest(self.registry)
+
+
+# stat -> (metric kind, help); "max_bytes" before "bytes" so the longer suffix wins.
+_CACHE_STATS = {
+    "hits": ("counter", "Cache hits"),
+    "misses": ("counter", "Cache misses"),
+    "evictions": ("counter", "Cache evictions"),
+    "max_bytes": ("gauge", "Cache budget in bytes"),
+    "bytes": ("gauge", "Bytes held"),
+    "entries": ("gauge", "Entries held"),
+}
 
 
 class _CacheCollector(Collector):
@@ -86,19 +99,27 @@ class _CacheCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {
-            "hits": CounterMetricFamily("m0rank_cache_hits", "Cache hits", labels=["cache"]),
-            "misses": CounterMetricFamily("m0rank_cache_misses", "Cache misses",
-                                          labels=["cache"]),
-            "bytes": GaugeMetricFamily("m0rank_cache_bytes", "Bytes held", labels=["cache"]),
-            "entries": GaugeMetricFamily("m0rank_cache_entries", "Entries held",
-                                         labels=["cache"]),
+            stat: (CounterMetricFamily if kind == "counter" else GaugeMetricFamily)(
+                f"m0rank_cache_{stat}", text, labels=["cache"])
+            for stat, (kind, text) in _CACHE_STATS.items()
         }
         for name, stats in self.sources.items():
-            values = stats()
-            for key, family in families.items():
-                if key in values:
-                    family.add_metric([name], float(values[key]))
+            for key, value in stats().items():
+                parsed = _cache_stat(key, name)
+                if parsed is not None:
+                    families[parsed[1]].add_metric([parsed[0]], float(value))
         yield from families.values()
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
+
+
+def _cache_stat(key: str, default: str) -> tuple[str, str] | None:
+    """``("vision", "hits")`` from ``"vision_cache_hits"``, ``(default, "hits")`` from "hits"."""
+    for stat in _CACHE_STATS:
+        if key == stat:
+            return default, stat
+        if key.endswith("_" + stat):
+            prefix = key[: -len(stat) - 1].removesuffix("_cache")
+            return prefix or default, stat
+    return None
