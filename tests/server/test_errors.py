@@ -327,3 +327,45 @@ def test_error_statuses_are_counted_in_metrics(app_client):
     app_client("GET", "/nope")
     assert 'm0rank_requests_total{route="unmatched",status="404"}' in app_client(
         "GET", "/metrics").text
+
+
+def test_ready_is_503_while_warming_up_or_after_a_failed_warm_up(reranker, monkeypatch):
+    warming = threading.Event()
+
+    def slow_warmup():
+        warming.wait(30)
+
+    monkeypatch.setattr(reranker.model, "warmup", slow_warmup)
+
+    async def scenario(client):
+        not_yet = await client.get("/ready")
+        health = await client.get("/health")
+        served = await client.post("/v1/rerank", json={"query": QUERY, "documents": ["a"]})
+        warming.set()
+        while (await client.get("/ready")).status_code != 200:
+            await asyncio.sleep(0.01)
+        return not_yet, health, served
+
+    async def run():
+        async with running(make_app(reranker), wait_ready=False) as client:
+            return await scenario(client)
+
+    not_yet, health, served = asyncio.run(run())
+    assert_error(not_yet, 503, "service_unavailable", "the model is still warming up")
+    assert health.status_code == 200
+    assert served.status_code == 200  # requests are served while warming, just not advertised
+
+    def broken_warmup():
+        raise RuntimeError("cuda is on fire")
+
+    monkeypatch.setattr(reranker.model, "warmup", broken_warmup)
+
+    async def failed():
+        app = make_app(reranker)
+        async with running(app, wait_ready=False) as client:
+            while app.state.m0rank.lifecycle.state.value == "starting":
+                await asyncio.sleep(0.01)
+            return await client.get("/ready")
+
+    assert_error(asyncio.run(failed()), 503, "service_unavailable",
+                 "the model failed to warm up; see the server log")

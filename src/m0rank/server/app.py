@@ -115,6 +115,7 @@ async def _warm_up(app: FastAPI) -> None:
         await state.service.batcher.call_in_prepare_thread(app.state.reranker.model.warmup)
     except Exception:
         logger.exception("model warm-up failed; /ready stays 503")
+        state.lifecycle.mark_failed()
         return
     state.lifecycle.mark_ready()
 

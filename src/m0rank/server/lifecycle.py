@@ -25,6 +25,7 @@ class State(str, enum.Enum):
     """Where the server is in its life."""
 
     STARTING = "starting"
+    FAILED = "failed"
     READY = "ready"
     DRAINING = "draining"
     STOPPED = "stopped"
@@ -47,9 +48,14 @@ class Lifecycle:
             self.state = State.READY
             logger.info("server ready")
 
+    def mark_failed(self) -> None:
+        """Warm-up failed: stay unready (requests are still tried; the log has the cause)."""
+        if self.state is State.STARTING:
+            self.state = State.FAILED
+
     def begin_drain(self) -> None:
         """Stop taking new work; in-flight requests continue."""
-        if self.state in (State.STARTING, State.READY):
+        if self.state in (State.STARTING, State.FAILED, State.READY):
             self.state = State.DRAINING
             logger.info("server draining: new requests get 503")
 
@@ -75,6 +81,8 @@ class Lifecycle:
         self.check_accepting()
         if self.state is State.STARTING:
             raise ServiceUnavailableError("the model is still warming up")
+        if self.state is State.FAILED:
+            raise ServiceUnavailableError("the model failed to warm up; see the server log")
 
 
 def draining_server(config: Any, lifecycle: Lifecycle) -> Any:
