@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
     skipped: list[dict[str, str]] = []
     for name in args.model:
         results.extend(_model_rows(name, datasets, metrics, args, skipped))
-    _report(results, metrics, args, skipped)
+    stages = {d["name"]: d.get("label", "pairs of captions and images") for d in datasets}
+    _report(results, metrics, args, skipped, stages)
     return 0
 
 
@@ -193,7 +194,7 @@ def _cache(args: argparse.Namespace, key: str, dataset: str) -> Any:
 
 
 def _report(results: list[Any], metrics: list[str], args: argparse.Namespace,
-            skipped: list[dict[str, str]]) -> None:
+            skipped: list[dict[str, str]], stages: dict[str, str]) -> None:
     from rich.console import Console
 
     from m0rank.eval import report
@@ -208,13 +209,14 @@ def _report(results: list[Any], metrics: list[str], args: argparse.Namespace,
         return
     args.out.mkdir(parents=True, exist_ok=True)
     settings = {"data": [str(p) for p in args.data], "split": args.split,
-                "first_stage": "run" if args.run_file else args.first_stage, "top_k": args.top_k,
+                "first_stage": stages, "top_k": args.top_k,
                 "metrics": metrics, "models": args.model, "max_queries": args.max_queries,
                 "max_length": args.max_length, "device": args.device, "dtype": args.dtype}
     report.write_json(args.out / f"{args.name}.json",
                       report.to_json(results, settings, machine=args.machine, skipped=skipped))
-    caption = (f"Scores x 100; first stage {settings['first_stage']}, top {args.top_k} "
-               f"reranked; headline metric per column.")
+    used = ", ".join(f"{name}: {label}" for name, label in stages.items())
+    caption = (f"Scores x 100; first stage ({used}), top {args.top_k} reranked; "
+               f"headline metric per column.")
     markdown = report.to_markdown(table, caption=caption) + "".join(f"\n{n}\n" for n in notes)
     markdown += "\n" + report.to_markdown_details(results)
     (args.out / f"{args.name}.md").write_text(markdown, encoding="utf-8")
