@@ -120,7 +120,6 @@ def test_images_are_refused(bge_dir: Path) -> None:
 def test_comparison_table_from_the_cli(bge_dir: Path, jina_dir: Path, tmp_path: Path,
                                        no_network: None) -> None:
     from m0rank.cli.main import main
-
     from m0rank.testing.image_collection import write_page_collection
 
     cranfield = Path(__file__).resolve().parents[3] / "shared" / "data" / "cranfield"

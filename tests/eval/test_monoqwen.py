@@ -93,7 +93,7 @@ def test_adapter_layout_matches_straight_line(checkpoints, pages) -> None:  # no
     bare = Reranker.from_pretrained(base, device="cpu", max_pixels=MAX_PIXELS)
     bare_scores = [s.score for s in bare.score(QUERY, [{"image": p} for p in pages])]
     assert bare_scores == pytest.approx(straight_line(base, None, QUERY, pages), abs=1e-5)
-    assert max(abs(a - b) for a, b in zip(ours, bare_scores)) > 1e-3
+    assert max(abs(a - b) for a, b in zip(ours, bare_scores, strict=True)) > 1e-3
 
 
 def test_text_documents_are_refused(checkpoints) -> None:  # noqa: ANN001

@@ -70,7 +70,7 @@ def test_image_documents_end_to_end_with_cache(small_reranker, collections, tmp_
     doc_ids = list(collection.corpus)
     direct = small_reranker.score(collection.queries["q3"].to_input(),
                                   [{"image": collection.corpus[d].image} for d in doc_ids])
-    ranking = ranked_ids({d: s.score for d, s in zip(doc_ids, direct)})
+    ranking = ranked_ids({d: s.score for d, s in zip(doc_ids, direct, strict=True)})
     expected = 1.0 if ranking.index("p-weather") < 5 else 0.0
     assert result.per_query["recall@5"]["q3"] == expected
 

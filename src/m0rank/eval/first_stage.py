@@ -51,8 +51,8 @@ def bm25_run(collection: Collection, k: int = 100, *, k1: float = BM25_K1,
                              stopwords="en", show_progress=False)
     hits, scores = retriever.retrieve(queries, k=min(k, len(doc_ids)), show_progress=False)
     return {
-        qid: {doc_ids[int(i)]: float(s) for i, s in zip(row_hits, row_scores) if s > 0}
-        for qid, row_hits, row_scores in zip(query_ids, hits, scores)
+        qid: {doc_ids[int(i)]: float(s) for i, s in zip(row_hits, row_scores, strict=True) if s > 0}
+        for qid, row_hits, row_scores in zip(query_ids, hits, scores, strict=True)
     }
 
 

@@ -114,7 +114,8 @@ def winoground_result(label: str, scorer: Scorer, name: str,
                       *, show_progress: bool = False) -> DatasetResult:
     """Text, image and group scores: each caption is a query, both images its documents."""
     start = time.perf_counter()
-    matrices, per_example = [], {metric: {} for metric in WINOGROUND_METRICS}
+    matrices: list[list[list[float]]] = []
+    per_example: dict[str, dict[str, float]] = {metric: {} for metric in WINOGROUND_METRICS}
     scored = cached_count = 0
     for example in _progress(list(examples), show_progress, name):
         rows = []
@@ -123,7 +124,7 @@ def winoground_result(label: str, scorer: Scorer, name: str,
             cached = cache.get(qid, doc_ids) if cache else {}
             if len(cached) < 2:
                 results = scorer.score(caption, [{"image": path} for path in example.images])
-                cached = {d: r.score for d, r in zip(doc_ids, results)}
+                cached = {d: r.score for d, r in zip(doc_ids, results, strict=True)}
                 scored += 2
                 if cache:
                     cache.put(qid, cached)
@@ -147,7 +148,7 @@ def _score(scorer: Scorer, collection: Collection, qid: str, doc_ids: list[str],
         query = collection.queries[qid].to_input()
         documents = [collection.corpus[d].to_input() for d in judged]
         results = scorer.score(query, documents, max_length=max_length)
-        scores.update({d: float(r.score) for d, r in zip(judged, results)})
+        scores.update({d: float(r.score) for d, r in zip(judged, results, strict=True)})
     return {d: scores.get(d, 0.0) for d in doc_ids}
 
 
@@ -156,4 +157,5 @@ def _progress(items: list[Any], show: bool, name: str) -> Iterable[Any]:
         return items
     from tqdm.auto import tqdm
 
-    return tqdm(items, desc=name, unit="query")
+    bar: Iterable[Any] = tqdm(items, desc=name, unit="query")
+    return bar

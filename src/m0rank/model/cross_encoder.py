@@ -57,7 +57,8 @@ JINA_RENAMES: tuple[tuple[str, str], ...] = (
      r"roberta.encoder.layer.\1.attention.output.dense."),
     (r"^roberta\.encoder\.layers\.(\d+)\.norm1\.",
      r"roberta.encoder.layer.\1.attention.output.LayerNorm."),
-    (r"^roberta\.encoder\.layers\.(\d+)\.mlp\.fc1\.", r"roberta.encoder.layer.\1.intermediate.dense."),
+    (r"^roberta\.encoder\.layers\.(\d+)\.mlp\.fc1\.",
+     r"roberta.encoder.layer.\1.intermediate.dense."),
     (r"^roberta\.encoder\.layers\.(\d+)\.mlp\.fc2\.", r"roberta.encoder.layer.\1.output.dense."),
     (r"^roberta\.encoder\.layers\.(\d+)\.norm2\.", r"roberta.encoder.layer.\1.output.LayerNorm."),
 )
@@ -88,7 +89,11 @@ class CrossEncoderReranker(RerankerArchitecture):
     @classmethod
     def load(cls, path: Path, config: dict[str, Any], options: LoadOptions) -> CrossEncoderReranker:
         """Build transformers' module from ``config.json`` and load either weight naming."""
-        from transformers import AutoTokenizer, XLMRobertaConfig, XLMRobertaForSequenceClassification
+        from transformers import (
+            AutoTokenizer,
+            XLMRobertaConfig,
+            XLMRobertaForSequenceClassification,
+        )
         from transformers.initialization import no_init_weights
 
         hf_config = XLMRobertaConfig.from_dict(
@@ -155,7 +160,7 @@ def from_jina_names(state: dict[str, torch.Tensor], num_heads: int) -> dict[str,
             layer, kind = packed.groups()
             if tensor.shape[0] % (3 * num_heads):
                 raise ModelLoadError(f"{name}: {tuple(tensor.shape)} is not 3 x heads rows")
-            for part, chunk in zip(("query", "key", "value"), tensor.chunk(3, dim=0)):
+            for part, chunk in zip(("query", "key", "value"), tensor.chunk(3, dim=0), strict=True):
                 mapped[f"roberta.encoder.layer.{layer}.attention.self.{part}.{kind}"] = chunk
             continue
         for pattern, replacement in JINA_RENAMES:

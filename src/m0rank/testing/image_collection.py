@@ -99,7 +99,7 @@ def _shapes(first: tuple[str, str], second: tuple[str, str], size: int,
     if not vertical:
         boxes = ((pad // 2, pad, half - pad // 2, size - pad),
                  (half + pad // 2, pad, size - pad // 2, size - pad))
-    for (color, shape), box in zip((first, second), boxes):
+    for (color, shape), box in zip((first, second), boxes, strict=True):
         (draw.rectangle if shape == "square" else draw.ellipse)(box, fill=color)
     return image
 
