@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from tests.perf.helpers import page
 
 from m0rank.config import ScoreOptions
 from m0rank.model.qwen2vl_packing import PackedSegments, packed_attention, pair_positions
 from m0rank.types import Document
-from tests.perf.helpers import page
 
 
 def _pairs() -> list[tuple[Document, Document]]:

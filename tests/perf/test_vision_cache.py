@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from tests.perf.helpers import page
 
 from m0rank.config import ScoreOptions
 from m0rank.model.vision_cache import CachedFeatures, VisionFeatureCache, image_cache_key
 from m0rank.types import Document
-from tests.perf.helpers import page
 
 
 def _entry(rows: int) -> CachedFeatures:

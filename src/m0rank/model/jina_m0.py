@@ -24,10 +24,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
@@ -43,10 +43,9 @@ from m0rank.model.jina_m0_inputs import (
     pack,
     pad,
     resolve_image_features,
-    to_device,
 )
 from m0rank.model.loading import read_safetensors
-from m0rank.model.qwen2vl_packing import decode_packed, enable_packed_attention
+from m0rank.model.qwen2vl_packing import decode_packed, enable_packed_attention, to_device
 from m0rank.model.vision_cache import VisionFeatureCache, image_cache_key
 from m0rank.preprocessing.prompt import format_m0_prompt
 from m0rank.preprocessing.qwen2vl import Qwen2VLInputEncoder

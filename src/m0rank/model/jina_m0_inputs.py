@@ -20,11 +20,11 @@ from typing import Any
 
 import torch
 
-from m0rank.model.qwen2vl_packing import PackedSegments, pair_positions
+from m0rank.model.qwen2vl_packing import PackedSegments, pair_positions, to_device
 from m0rank.model.vision_cache import CachedFeatures, VisionFeatureCache
 
 __all__ = ["M0Image", "M0Prompt", "PackedInputs", "PaddedInputs", "resolve_image_features",
-           "pack", "pad", "to_device"]
+           "pack", "pad"]
 
 
 @dataclass(frozen=True)
@@ -98,7 +98,7 @@ def resolve_image_features(prompts: Sequence[M0Prompt], cache: VisionFeatureCach
     if missing:
         todo = list(missing.values())
         encoded = encode([image.pixel_values for image in todo], [image.grid for image in todo])
-        for image, features in zip(todo, encoded):
+        for image, features in zip(todo, encoded, strict=True):
             found[image.key] = features
             cache.put(image.key, CachedFeatures(features, image.grid))
     cache.count(hits=len(images) - len(missing), misses=len(missing))
@@ -143,13 +143,3 @@ def pad(prompts: Sequence[M0Prompt], backbone: Any, image_token_id: int, pad_tok
     image_index = (ids.flatten() == image_token_id).nonzero().squeeze(1)
     return PaddedInputs(to_device(ids, device), to_device(mask, device),
                         to_device(positions, device), to_device(image_index, device))
-
-
-def to_device(tensor: torch.Tensor, device: torch.device, dtype: torch.dtype | None = None,
-              ) -> torch.Tensor:
-    """Host -> device copy; on CUDA from pinned memory and without blocking the host, so
-    the next micro-batch is collated while the GPU still runs this one."""
-    if device.type != "cuda":
-        return tensor.to(device, dtype) if dtype is not None else tensor.to(device)
-    moved = tensor.pin_memory().to(device, non_blocking=True)
-    return moved.to(dtype) if dtype is not None else moved

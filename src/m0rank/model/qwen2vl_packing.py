@@ -39,6 +39,7 @@ __all__ = [
     "enable_packed_attention",
     "pair_positions",
     "decode_packed",
+    "to_device",
 ]
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class PackedSegments:
         """Boundaries for pairs of these lengths, packed in this order."""
         bounds = torch.zeros(len(lengths) + 1, dtype=torch.int32)
         bounds[1:] = torch.tensor(lengths, dtype=torch.int32).cumsum(0)
-        return cls(tuple(lengths), _to_device(bounds, device), max(lengths))
+        return cls(tuple(lengths), to_device(bounds, device), max(lengths))
 
     @property
     def last_positions(self) -> list[int]:
@@ -109,16 +110,23 @@ def packed_attention(
 
 def _per_pair_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
                         segments: PackedSegments, scaling: float | None) -> torch.Tensor:
-    """One causal SDPA call per pair: no mask tensor, ``sum(length^2)`` attention work."""
-    outputs, start = [], 0
+    """One causal SDPA call per pair: no mask tensor, ``sum(length^2)`` attention work.
+
+    Each result is written straight into the ``(1, T, H, D)`` output the layer reshapes,
+    which on CPUs is several times faster than concatenating per-pair outputs.
+    """
+    _, heads, total, head_dim = query.shape
+    out = query.new_empty(1, total, heads, head_dim)
+    gqa = key.shape[1] != heads
+    start = 0
     for length in segments.lengths:
         end = start + length
-        outputs.append(F.scaled_dot_product_attention(
+        out[:, start:end] = F.scaled_dot_product_attention(
             query[:, :, start:end], key[:, :, start:end], value[:, :, start:end],
-            is_causal=True, scale=scaling, enable_gqa=key.shape[1] != query.shape[1],
-        ))
+            is_causal=True, scale=scaling, enable_gqa=gqa,
+        ).transpose(1, 2)
         start = end
-    return torch.cat(outputs, dim=2).transpose(1, 2)  # (1, T, H, D)
+    return out
 
 
 def _varlen_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
@@ -137,10 +145,10 @@ def _varlen_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
         else:  # older torch: repeat kv heads the way transformers' repeat_kv orders them
             groups = q.shape[1] // k.shape[1]
             k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
-    if "window_size" in params:
-        options["window_size"] = (-1, 0)  # causal
-    else:
+    if "is_causal" in params:
         options["is_causal"] = True
+    else:
+        options["window_size"] = (-1, 0)  # causal in torch >= 2.10
     cu, longest = segments.cu_seqlens, segments.max_length
     out = varlen_attn(q, k, v, cu, cu, longest, longest, **options)
     return out.unsqueeze(0)  # (1, T, H, D)
@@ -188,7 +196,11 @@ def pair_positions(backbone: Any, input_ids: list[int], grids: list[tuple[int, i
 
 def decode_packed(text_model: Any, embeds: torch.Tensor, positions: torch.Tensor,
                   segments: PackedSegments, last_index: torch.Tensor) -> torch.Tensor:
-    """Run the decoder over one packed sequence; final-norm only each pair's last token.
+    """Run the decoder over one packed sequence; only each pair's last token leaves it.
+
+    Every layer but the last runs on all tokens (transformers' own layer). In the last layer
+    only the last tokens are read afterwards, so after its attention (which still needs every
+    token's keys and values) the MLP, the final RMSNorm and the head see the last tokens only.
 
     Args:
         text_model: transformers' ``Qwen2VLTextModel`` (layers, rotary embedding, norm).
@@ -202,14 +214,24 @@ def decode_packed(text_model: Any, embeds: torch.Tensor, positions: torch.Tensor
     """
     hidden = embeds.unsqueeze(0)  # (1, T, H)
     position_embeddings = text_model.rotary_emb(hidden, positions.unsqueeze(1))  # (3, 1, T)
-    for layer in text_model.layers:
+    *layers, final = text_model.layers
+    for layer in layers:
         hidden = layer(hidden, attention_mask=None, position_embeddings=position_embeddings,
                        **{SEGMENTS_KWARG: segments})
-    return text_model.norm(hidden[0].index_select(0, last_index))
+    # The last layer's steps (Qwen2VLDecoderLayer.forward), keeping only the last tokens.
+    attended, _ = final.self_attn(final.input_layernorm(hidden), attention_mask=None,
+                                  position_embeddings=position_embeddings,
+                                  **{SEGMENTS_KWARG: segments})
+    last = (hidden + attended)[0].index_select(0, last_index)  # (pairs, H)
+    last = last + final.mlp(final.post_attention_layernorm(last))
+    return text_model.norm(last)
 
 
-def _to_device(tensor: torch.Tensor, device: torch.device) -> torch.Tensor:
-    """Copy a small CPU tensor to ``device`` without blocking the host on CUDA."""
+def to_device(tensor: torch.Tensor, device: torch.device, dtype: torch.dtype | None = None,
+              ) -> torch.Tensor:
+    """Host -> device copy; on CUDA from pinned memory and without blocking the host, so
+    the next micro-batch is collated while the GPU still runs this one."""
     if device.type != "cuda":
-        return tensor.to(device)
-    return tensor.pin_memory().to(device, non_blocking=True)
+        return tensor.to(device, dtype) if dtype is not None else tensor.to(device)
+    moved = tensor.pin_memory().to(device, non_blocking=True)
+    return moved.to(dtype) if dtype is not None else moved
