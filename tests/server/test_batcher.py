@@ -65,7 +65,7 @@ def test_concurrent_requests_share_forward_passes_and_score_like_the_library(rer
             batcher = app.state.m0rank.service.batcher
             others = [asyncio.ensure_future(client.post("/v1/rerank", json={
                 "query": q, "documents": d})) for q, d in zip(QUERIES, DOCS, strict=True)]
-            while batcher.queue_depth < sum(map(len, DOCS)):
+            while batcher.prepared_pairs < sum(map(len, DOCS)):
                 await asyncio.sleep(0.01)
             gate.release.set()
             responses = [await first, *[await task for task in others]]
@@ -137,7 +137,7 @@ def test_full_queue_raises_overloaded_and_cancelled_pairs_are_skipped(reranker):
         await gate.wait_entered()
         doomed = asyncio.ensure_future(
             batcher.score(pairs("q", ["b", "c", "d"]), ScoreOptions(), fields(3)))
-        while batcher.queue_depth < 3:
+        while batcher.prepared_pairs < 3:
             await asyncio.sleep(0.01)
         with pytest.raises(OverloadedError, match=re.escape(
                 "the server is overloaded (3 pairs queued, limit 3); retry later")):
@@ -209,7 +209,7 @@ def test_stop_refuses_new_work_and_fails_what_cannot_drain(reranker):
         await gate.wait_entered()
         queued = asyncio.ensure_future(batcher.score(pairs("q", ["b"]), ScoreOptions(),
                                                      fields(1)))
-        while batcher.queue_depth < 1:
+        while batcher.prepared_pairs < 1:
             await asyncio.sleep(0.01)
         stopping = asyncio.ensure_future(batcher.stop(drain_timeout=0.2))
         await asyncio.sleep(0)
@@ -231,3 +231,35 @@ def _value(metrics: str, name: str) -> float:
         if line.startswith(name + " "):
             return float(line.split()[-1])
     raise AssertionError(f"{name} not in metrics")
+
+
+def test_pairs_being_prepared_count_against_the_bound(reranker):
+    """A flood of requests cannot pile up in front of preprocessing either."""
+    engine = Engine(reranker.model)
+    entered, release = threading.Event(), threading.Event()
+    original = engine.prepare
+
+    def slow_prepare(*args):
+        entered.set()
+        assert release.wait(30)
+        return original(*args)
+
+    engine.prepare = slow_prepare
+
+    async def scenario():
+        batcher = Batcher(engine, BatcherConfig(max_queue_pairs=2, max_wait_ms=0))
+        await batcher.start()
+        first = asyncio.ensure_future(batcher.score(pairs("q", ["a", "b"]), ScoreOptions(),
+                                                    fields(2)))
+        assert await asyncio.to_thread(entered.wait, 30)
+        assert (batcher.queue_depth, batcher.prepared_pairs) == (2, 0)
+        with pytest.raises(OverloadedError, match=re.escape(
+                "the server is overloaded (2 pairs queued, limit 2); retry later")):
+            await batcher.score(pairs("q", ["c"]), ScoreOptions(), fields(1))
+        release.set()
+        scores = await first
+        await batcher.stop(drain_timeout=5)
+        return scores, batcher.queue_depth
+
+    scores, depth = asyncio.run(scenario())
+    assert len(scores) == 2 and depth == 0

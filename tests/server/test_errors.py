@@ -218,7 +218,7 @@ def test_full_queue_is_429(reranker):
         first = asyncio.ensure_future(client.post("/v1/rerank", json=payload))
         await gate.wait_entered()  # the first request's pairs left the queue for the model
         second = asyncio.ensure_future(client.post("/v1/rerank", json=payload))
-        while app.state.m0rank.service.batcher.queue_depth < 2:
+        while app.state.m0rank.service.batcher.prepared_pairs < 2:
             await asyncio.sleep(0.01)
         third = await client.post("/v1/rerank", json={"query": QUERY, "documents": ["c"]})
         gate.release.set()

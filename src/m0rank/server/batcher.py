@@ -5,14 +5,14 @@ queued pair by pair. One worker task takes pairs from the queue in arrival order
 up to ``window_batches`` micro-batches at a time, waiting at most ``max_wait_ms`` after the
 oldest pair arrived so that concurrent requests share forward passes. The window is planned
 with ``Engine.plan`` under the engine's token budget (padded, or packed for models that pack
-pairs without padding) and
-each micro-batch runs in a device thread. Results go back to per-request futures; a request
-returns as soon as its last pair is scored (after infinity's ``BatchHandler``).
+pairs without padding) and each micro-batch runs in a device thread. Results go back to
+per-request futures; a request returns as soon as its last pair is scored (after infinity's
+``BatchHandler``).
 
-Back-pressure: the queue holds at most ``max_queue_pairs`` pairs; a request that does not fit
-gets :class:`OverloadedError` (HTTP 429 with ``Retry-After``) instead of growing the queue.
-A caller that gives up (its timeout cancels it) leaves its unscored pairs behind, and the
-worker skips them. :meth:`Batcher.stop` refuses new work with
+Back-pressure: at most ``max_queue_pairs`` pairs wait (being prepared or queued); a request
+that does not fit gets :class:`OverloadedError` (HTTP 429 with ``Retry-After``) instead of
+growing the queue. A caller that gives up (its timeout cancels it) leaves its unscored pairs
+behind, and the worker skips them. :meth:`Batcher.stop` refuses new work with
 :class:`ServiceUnavailableError` and lets in-flight requests finish first.
 
 Two requests are prepared at a time (``Engine.prepare`` already spreads one request's pairs
@@ -118,6 +118,7 @@ class Batcher:
         self.config = config or BatcherConfig()
         self._observer = observer
         self._pending: deque[_Slot] = deque()
+        self._preparing = 0  # pairs admitted and being prepared (counted against the bound)
         self._jobs: set[_Job] = set()  # enqueued and not yet answered
         self._arrived = asyncio.Event()
         self._closing = False
@@ -130,7 +131,12 @@ class Batcher:
 
     @property
     def queue_depth(self) -> int:
-        """Pairs waiting for a forward pass."""
+        """Pairs admitted and waiting for a forward pass (being prepared or queued)."""
+        return self._preparing + len(self._pending)
+
+    @property
+    def prepared_pairs(self) -> int:
+        """Pairs prepared and queued for the next window."""
         return len(self._pending)
 
     async def start(self) -> None:
@@ -188,9 +194,12 @@ class Batcher:
         if not pairs:
             return []
         loop = asyncio.get_running_loop()
-        prepared = await loop.run_in_executor(self._prepare_pool, self.engine.prepare,
-                                              pairs, options, fields)
-        self._admit(len(prepared))  # the queue may have filled while we prepared
+        self._preparing += len(pairs)  # reserved by _admit: enqueuing below needs no new check
+        try:
+            prepared = await loop.run_in_executor(self._prepare_pool, self.engine.prepare,
+                                                  pairs, options, fields)
+        finally:
+            self._preparing -= len(pairs)
         job = _Job(prepared=prepared, future=loop.create_future(), enqueued=time.monotonic(),
                    results=[None] * len(prepared), remaining=len(prepared))
         self._pending.extend(_Slot(job, i) for i in range(len(prepared)))
@@ -204,7 +213,7 @@ class Batcher:
     def _admit(self, count: int) -> None:
         if self._closing:
             raise ServiceUnavailableError("the server is shutting down and takes no new requests")
-        queued = len(self._pending)
+        queued = self.queue_depth
         if queued and queued + count > self.config.max_queue_pairs:
             raise OverloadedError(
                 f"the server is overloaded ({queued} pairs queued, limit "
