@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 __all__ = ["add_model_arguments", "model_kwargs"]
 
@@ -21,7 +22,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
                        help="never contact the Hugging Face hub")
 
 
-def model_kwargs(args: argparse.Namespace) -> dict[str, object]:
+def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """Keyword arguments for ``Reranker.from_pretrained`` from parsed options."""
     return {
         "device": args.device,
