@@ -119,7 +119,7 @@ def _print_table(model_name: str, results: list[Any]) -> None:
 
 
 def _preview(document: dict[str, Any]) -> str:
-    parts = []
+    parts: list[str] = []
     if "image" in document:
         images = document["image"] if isinstance(document["image"], list) else [document["image"]]
         parts.extend(f"[image] {_shorten(str(src), 40)}" for src in images)
