@@ -101,7 +101,7 @@ def test_ocr_cache_is_bounded() -> None:
     assert (cache.hits, cache.misses, Counting.calls) == (1, 4, 4)
 
 
-def test_settings_from_config_reject_wrong_keys_types() -> None:
+def test_settings_from_config_read_known_keys() -> None:
     settings = OfflineSettings.from_config({"w_dense": 2.0, "ocr_languages": ["eng"],
                                             "architectures": ["M0RankOfflineReranker"]})
     assert settings.w_dense == 2.0 and settings.ocr_languages == ("eng",)
@@ -132,3 +132,27 @@ def test_encoder_matches_transformers_bert(offline) -> None:
     np.testing.assert_allclose(ours, expected, atol=1e-5)
     assert float(ours[0] @ encoder.encode([encoder.word_pieces(
         "A man is eating a piece of bread.")[0]])[0]) == pytest.approx(0.7553, abs=1e-3)
+
+
+def test_ocr_cache_reads_an_image_once_across_threads() -> None:
+    import threading
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    class Slow:
+        name = "slow"
+        calls = 0
+        lock = threading.Lock()
+
+        def read(self, image: object) -> str:
+            with Slow.lock:
+                Slow.calls += 1
+            time.sleep(0.2)
+            return "text"
+
+    cache = CachedOcr(Slow())
+    page = render_passage("same page")
+    with ThreadPoolExecutor(4) as pool:
+        texts = list(pool.map(lambda _: cache.read(page.copy()), range(4)))
+    assert texts == ["text"] * 4
+    assert (Slow.calls, cache.misses, cache.hits) == (1, 1, 3)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -71,7 +72,8 @@ class OfflineSettings:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> OfflineSettings:
-        """Known keys of ``config.json``; unknown keys are ignored, wrong types fail loudly."""
+        """The known keys of ``config.json`` (other keys, such as ``architectures``, are
+        ignored)."""
         known = {k: config[k] for k in cls.__dataclass_fields__ if k in config}
         if "ocr_languages" in known:
             known["ocr_languages"] = tuple(known["ocr_languages"])
@@ -106,6 +108,7 @@ class OfflineReranker(RerankerArchitecture):
         self._embeddings: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
         self._embedding_hits = 0
         self._embedding_misses = 0
+        self._lock = threading.Lock()  # the caches are shared by the engine's threads
 
     @classmethod
     def load(cls, path: Path, config: dict[str, Any], options: LoadOptions) -> OfflineReranker:
@@ -203,28 +206,25 @@ class OfflineReranker(RerankerArchitecture):
     def _embed(self, texts: list[tuple[int, ...]]) -> dict[tuple[int, ...], np.ndarray]:
         """Unit-length MiniLM embeddings of word-piece sequences, through the LRU cache."""
         found: dict[tuple[int, ...], np.ndarray] = {}
-        missing = []
-        for ids in dict.fromkeys(texts):
-            if ids in self._embeddings:
-                self._embeddings.move_to_end(ids)
-                found[ids] = self._embeddings[ids]
-                self._embedding_hits += 1
-            else:
-                missing.append(ids)
-        self._embedding_misses += len(missing)
-        missing.sort(key=len)
+        with self._lock:
+            for ids in dict.fromkeys(texts):
+                vector = self._embeddings.get(ids)
+                if vector is not None:
+                    self._embeddings.move_to_end(ids)
+                    found[ids] = vector
+            self._embedding_hits += len(found)
+        missing = sorted((ids for ids in dict.fromkeys(texts) if ids not in found), key=len)
         size = self.settings.encoder_batch_size
         for start in range(0, len(missing), size):
             chunk = missing[start:start + size]
-            for ids, vector in zip(chunk, self._encode(chunk)):
-                found[ids] = vector
-                self._remember(ids, vector)
+            found.update(zip(chunk, self._encode(chunk)))
+        with self._lock:
+            self._embedding_misses += len(missing)
+            for ids in missing:
+                self._embeddings[ids] = found[ids]
+            while len(self._embeddings) > self.settings.embedding_cache_entries:
+                self._embeddings.popitem(last=False)
         return found
-
-    def _remember(self, ids: tuple[int, ...], vector: np.ndarray) -> None:
-        self._embeddings[ids] = vector
-        if len(self._embeddings) > self.settings.embedding_cache_entries:
-            self._embeddings.popitem(last=False)
 
     def _encode(self, chunk: list[tuple[int, ...]]) -> np.ndarray:
         return self.encoder.encode(chunk)

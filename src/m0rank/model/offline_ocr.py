@@ -23,6 +23,7 @@ import io
 import logging
 import shutil
 import subprocess
+import threading
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
@@ -140,28 +141,45 @@ class RapidOcr:
 
 class CachedOcr:
     """An engine behind a bounded LRU cache keyed by the image's pixels (SHA-256), so a page
-    ranked against many queries is read once per model instance."""
+    ranked against many queries is read once per model instance. Thread-safe: the engine
+    prepares pairs on several threads (the OCR itself runs outside the lock)."""
 
     def __init__(self, engine: OcrEngine, max_entries: int = 1024) -> None:
         self.engine = engine
         self.name = engine.name
         self.max_entries = max_entries
         self._cache: OrderedDict[str, str] = OrderedDict()
+        self._lock = threading.Lock()
+        self._reading: dict[str, threading.Event] = {}
         self.hits = 0
         self.misses = 0
 
     def read(self, image: Image.Image) -> str:
-        """Cached text of ``image``."""
+        """Cached text of ``image``; a thread asking for an image that another thread is
+        reading waits for that result instead of running the OCR twice."""
         key = _image_key(image)
-        if key in self._cache:
-            self.hits += 1
-            self._cache.move_to_end(key)
-            return self._cache[key]
-        self.misses += 1
-        text = self.engine.read(image)
-        self._cache[key] = text
-        if len(self._cache) > self.max_entries:
-            self._cache.popitem(last=False)
+        with self._lock:
+            cached = self._cache.get(key)
+            if cached is not None:
+                self.hits += 1
+                self._cache.move_to_end(key)
+                return cached
+            in_flight = self._reading.get(key)
+            if in_flight is None:
+                self._reading[key] = threading.Event()
+                self.misses += 1
+        if in_flight is not None:
+            in_flight.wait()
+            return self.read(image)
+        try:
+            text = self.engine.read(image)
+            with self._lock:
+                self._cache[key] = text
+                if len(self._cache) > self.max_entries:
+                    self._cache.popitem(last=False)
+        finally:
+            with self._lock:
+                self._reading.pop(key).set()
         return text
 
 
