@@ -121,3 +121,55 @@ def test_packs_sequences_follows_packing_flag(m0_model, packing: bool) -> None: 
         assert m0_model.packs_sequences is packing
     finally:
         m0_model.packing = True
+
+
+def _reference_varlen(query, key, value, cu_q, cu_k, max_q, max_k, *, scale=None,  # noqa: ANN001, ANN202
+                      causal=False, gqa=False):
+    """varlen_attn's documented semantics in plain torch: (T, H, D) layout, cu_seqlens."""
+    assert query.is_contiguous() and key.is_contiguous() and cu_q.dtype == torch.int32
+    assert max_q == max(int(b - a) for a, b in zip(cu_q[:-1], cu_q[1:], strict=True))
+    if key.shape[1] != query.shape[1]:
+        assert gqa, "GQA without enable_gqa"
+    out = torch.empty_like(query)
+    bounds = cu_q.tolist()
+    for start, end in zip(bounds[:-1], bounds[1:], strict=True):
+        q, k, v = (t[start:end].transpose(0, 1)[None] for t in (query, key, value))
+        out[start:end] = F.scaled_dot_product_attention(
+            q, k, v, is_causal=causal, scale=scale, enable_gqa=gqa)[0].transpose(0, 1)
+    return out
+
+
+def _varlen_new(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, *, return_aux=None,  # noqa: ANN001, ANN202
+                scale=None, window_size=(-1, -1), enable_gqa=False):
+    return _reference_varlen(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, scale=scale,
+                             causal=window_size == (-1, 0), gqa=enable_gqa)
+
+
+def _varlen_old(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, *, is_causal=False,  # noqa: ANN001, ANN202
+                return_aux=None, scale=None):
+    return _reference_varlen(query, key, value, cu_seq_q, cu_seq_k, max_q, max_k, scale=scale,
+                             causal=is_causal)
+
+
+@pytest.mark.parametrize("fake", [_varlen_new, _varlen_old], ids=["window_size+gqa", "is_causal"])
+def test_varlen_wiring_matches_per_pair_attention(monkeypatch: pytest.MonkeyPatch, fake) -> None:  # noqa: ANN001
+    """The CUDA path's layout, causality and GQA handling, with varlen_attn's semantics
+    emulated on the CPU for both signatures torch has shipped."""
+    import torch.nn.attention.varlen as varlen
+
+    from m0rank.model import qwen2vl_packing
+
+    monkeypatch.setattr(varlen, "varlen_attn", fake)
+    qwen2vl_packing.varlen_signature.cache_clear()
+    try:
+        torch.manual_seed(2)
+        lengths = [4, 1, 7]
+        total = sum(lengths)
+        query = torch.randn(1, 6, total, 8)
+        key, value = torch.randn(1, 2, total, 8), torch.randn(1, 2, total, 8)
+        segments = PackedSegments.from_lengths(lengths, torch.device("cpu"))
+        fast = qwen2vl_packing._varlen_attention(query, key, value, segments, 0.25)
+        loop = qwen2vl_packing._per_pair_attention(query, key, value, segments, 0.25)
+        torch.testing.assert_close(fast, loop, atol=1e-6, rtol=0)
+    finally:
+        qwen2vl_packing.varlen_signature.cache_clear()

@@ -18,6 +18,11 @@ Choices where the reference is silent or unconfirmed (written down as asked):
 - The head runs in the backbone's dtype, as in the reference (no fp32 head).
 - ``lm_head.weight`` in the checkpoint is unused (the reference replaces ``lm_head`` with
   ``Identity``); it is dropped at load time without a warning.
+
+How it runs (same scores, less work; docs/performance.md): micro-batches are packed without
+padding and attend per pair (``qwen2vl_packing``), the vision tower runs once per micro-batch
+over every image not in the vision-feature cache (``vision_cache``), and only each pair's last
+token goes through the final norm and the head. ``packing=False`` gives the left-padded path.
 """
 
 from __future__ import annotations

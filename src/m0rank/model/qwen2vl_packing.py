@@ -45,6 +45,7 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 ATTENTION_NAME = "m0rank_packed"
+_FLASH_DTYPES = (torch.float16, torch.bfloat16)  # varlen_attn runs flash kernels only
 SEGMENTS_KWARG = "m0rank_segments"
 
 
@@ -103,7 +104,7 @@ def packed_attention(
 
         return sdpa_attention_forward(module, query, key, value, attention_mask,
                                       dropout=dropout, scaling=scaling, **kwargs)
-    if query.is_cuda and varlen_signature() is not None:
+    if query.is_cuda and query.dtype in _FLASH_DTYPES and varlen_signature() is not None:
         return _varlen_attention(query, key, value, segments, scaling), None
     return _per_pair_attention(query, key, value, segments, scaling), None
 
@@ -138,7 +139,7 @@ def _varlen_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tenso
     q = query[0].transpose(0, 1).contiguous()  # (T, H, D)
     k = key[0].transpose(0, 1).contiguous()  # (T, H_kv, D)
     v = value[0].transpose(0, 1).contiguous()
-    options: dict[str, Any] = {"scale": scaling}
+    options: dict[str, Any] = {"scale": scaling} if "scale" in params else {}
     if k.shape[1] != q.shape[1]:
         if "enable_gqa" in params:
             options["enable_gqa"] = True
