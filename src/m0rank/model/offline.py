@@ -13,10 +13,11 @@ How a pair is scored:
 3. ``lexical``: BM25 of the pair with the built-in IDF table, divided by the query's best
    case, in [0, 1].
 4. ``logit = w_dense * dense + w_lexical * lexical + bias`` and ``score = sigmoid(logit)``.
-   The three numbers come from ``config.json``; they were fitted (logistic regression,
-   balanced classes) on half of the Cranfield queries, so a score reads as the probability
-   that the document is relevant, given a 50/50 prior. It is monotone in both signals and is
-   *not* comparable with jina-reranker-m0's scores.
+   The three numbers come from ``config.json``; they were fitted on Cranfield's judgements
+   (weight ratio by nDCG@10, then scale and bias by logistic regression with balanced
+   classes; ``bench/offline_candidates.py``), so a score reads as the probability that the
+   document is relevant given a 50/50 prior. It is monotone in both signals and is *not*
+   comparable with jina-reranker-m0's scores.
 
 A side whose images hold no readable text and that has no text of its own (a photo) cannot
 be judged: the pair scores exactly 0.0 and carries a warning.
@@ -56,9 +57,9 @@ NO_TEXT_LOGIT = -100.0
 class OfflineSettings:
     """The model's knobs, read from ``config.json`` (defaults are the shipped values)."""
 
-    w_dense: float = 8.0  # fusion weight of the MiniLM cosine
-    w_lexical: float = 4.0  # fusion weight of the normalised BM25
-    bias: float = -5.0  # fusion bias: sigmoid(bias) is the score of an unrelated pair
+    w_dense: float = 6.805  # fusion weight of the MiniLM cosine
+    w_lexical: float = 6.124  # fusion weight of the normalised BM25
+    bias: float = -4.669  # fusion bias: sigmoid(bias) is the score of an unrelated pair
     encoder_max_tokens: int = 256  # MiniLM word pieces per side (its training length)
     encoder_batch_size: int = 32  # texts per MiniLM forward pass
     embedding_cache_entries: int = 4096  # texts whose embeddings are kept (LRU)
