@@ -173,3 +173,12 @@ def test_varlen_wiring_matches_per_pair_attention(monkeypatch: pytest.MonkeyPatc
         torch.testing.assert_close(fast, loop, atol=1e-6, rtol=0)
     finally:
         qwen2vl_packing.varlen_signature.cache_clear()
+
+
+def test_identical_pairs_in_a_batch_get_identical_scores(m0_model) -> None:  # noqa: ANN001
+    doc = Document(text="same text")
+    prepared = [m0_model.preprocess(Document(text="q"), d, ScoreOptions(), "p")
+                for d in (doc, Document(text="other"), doc)]
+    logits = m0_model.forward(prepared).tolist()
+    assert logits[0] == logits[2] != logits[1]
+    assert len(logits) == 3

@@ -226,14 +226,18 @@ class JinaM0Reranker(RerankerArchitecture):
     def launch(self, batch: Sequence[PreparedPair]) -> torch.Tensor:
         """Collate and queue a micro-batch on the device without waiting for the result, so
         the engine can collate the next one meanwhile; :meth:`collect` waits."""
-        prompts = [pair.payload for pair in batch]
+        prompts, rows = _distinct([pair.payload for pair in batch])
         features = resolve_image_features(prompts, self.vision_cache, self.module.encode_images)
         backbone = self.module.model
         if self.packing:
             packed = pack(prompts, backbone, self.image_token_id, self.device)
-            return self.module.forward_packed(packed, features)
-        padded = pad(prompts, backbone, self.image_token_id, self.pad_token_id, self.device)
-        return self.module.forward_padded(padded, features)
+            logits = self.module.forward_packed(packed, features)
+        else:
+            padded = pad(prompts, backbone, self.image_token_id, self.pad_token_id, self.device)
+            logits = self.module.forward_padded(padded, features)
+        if len(prompts) == len(rows):
+            return logits
+        return logits.index_select(0, to_device(torch.tensor(rows), self.device))
 
     def collect(self, logits: torch.Tensor) -> torch.Tensor:
         """Wait for :meth:`launch`'s logits and bring them to the CPU as float32."""
@@ -356,6 +360,18 @@ def _empty_init(dtype: torch.dtype, device: torch.device) -> Iterator[None]:
             yield
     finally:
         torch.set_default_dtype(previous)
+
+
+def _distinct(prompts: list[M0Prompt]) -> tuple[list[M0Prompt], list[int]]:
+    """Identical prompts of a micro-batch, run once: the distinct prompts and, per input,
+    the row of its result (so duplicates get bit-identical scores, and ties stay ties)."""
+    first: dict[tuple[Any, ...], int] = {}
+    rows = [first.setdefault((tuple(p.input_ids), tuple(i.key for i in p.images)), len(first))
+            for p in prompts]
+    distinct: list[M0Prompt] = [None] * len(first)  # type: ignore[list-item]
+    for prompt, row in zip(prompts, rows, strict=True):
+        distinct[row] = prompt
+    return distinct, rows
 
 
 def _image_settings(processor: Any, module: JinaM0Module) -> str:
