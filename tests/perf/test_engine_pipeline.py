@@ -43,6 +43,7 @@ class _CountingModel(RerankerArchitecture):
     """Scores a pair by its text length; records the order of launch/collect calls."""
 
     architecture_names = ("Counting",)
+    parallel_preprocess = True
 
     def __init__(self, packs: bool, pipelined: bool) -> None:
         self.packs_sequences = packs
@@ -109,6 +110,21 @@ def test_threaded_prepare_keeps_order_and_raises_first_bad_pair() -> None:
     pairs = _pairs([1, 2]) + [(Document(text="q"), Document(text="bad"))] * 2 + _pairs([3])
     with pytest.raises(InvalidInputError, match=re.escape("documents[2]: bad document")):
         engine.prepare(pairs, ScoreOptions(), [f"documents[{i}]" for i in range(len(pairs))])
+
+
+def test_models_not_declaring_thread_safety_are_prepared_in_order() -> None:
+    import threading
+
+    class Sequential(_CountingModel):
+        parallel_preprocess = False
+
+        def preprocess(self, query, document, options, field):  # noqa: ANN001, ANN202
+            self.events.append(threading.current_thread().name)
+            return super().preprocess(query, document, options, field)
+
+    model = Sequential(packs=True, pipelined=False)
+    Engine(model, prepare_workers=4).prepare(_pairs(range(1, 9)), ScoreOptions())
+    assert set(model.events) == {threading.current_thread().name}
 
 
 def test_chunked_score_equals_single_chunk(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -6,7 +6,8 @@ the same micro-batches.
 
 Throughput comes from keeping the device busy:
 
-- ``prepare`` spreads pairs over a thread pool (image decoding and resizing release the GIL);
+- ``prepare`` spreads pairs over a thread pool (image decoding and resizing release the GIL)
+  for models that declare ``parallel_preprocess = True`` (their ``preprocess`` is thread-safe);
 - ``score`` prepares the next chunk of a long request while the current one runs;
 - ``run`` collates micro-batch *n + 1* while the device still computes *n*, when the model
   offers the optional ``launch`` / ``collect`` split of ``forward``;
@@ -58,7 +59,8 @@ class Engine:
     ) -> list[PreparedPair]:
         """CPU stage for every pair; ``fields`` name the pairs in error messages.
 
-        The first failing pair in input order raises, as if prepared one by one.
+        Pairs are prepared in threads when the model says its ``preprocess`` is thread-safe
+        (``parallel_preprocess``); the first failing pair in input order raises either way.
         """
         names = fields or [f"pairs[{i}]" for i in range(len(pairs))]
 
@@ -66,7 +68,8 @@ class Engine:
             query, document = pairs[index]
             return self.model.preprocess(query, document, options, names[index])
 
-        if self.prepare_workers < 2 or len(pairs) < 2:
+        parallel = getattr(self.model, "parallel_preprocess", False)
+        if not parallel or self.prepare_workers < 2 or len(pairs) < 2:
             return [one(i) for i in range(len(pairs))]
         with ThreadPoolExecutor(min(self.prepare_workers, len(pairs))) as pool:
             return list(pool.map(one, range(len(pairs))))

@@ -155,6 +155,8 @@ class JinaM0Reranker(RerankerArchitecture):
     """
 
     architecture_names: ClassVar[tuple[str, ...]] = ("JinaVLForRanking",)
+    # preprocess is thread-safe (tokenising is locked), so the engine may run it in threads
+    parallel_preprocess: ClassVar[bool] = True
 
     def __init__(self, module: JinaM0Module, encoder: Qwen2VLInputEncoder, device: torch.device,
                  model_name: str = "jina-reranker-m0", *, vision_cache_bytes: int | None = None,
