@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
@@ -79,7 +79,7 @@ class Engine:
         batches = self.plan([p.num_tokens for p in prepared])
         results: list[PairScore | None] = [None] * len(prepared)
         pairs = ([prepared[i] for i in batch] for batch in self._progress(batches))
-        for batch, scores in zip(batches, self._stream(pairs), strict=True):
+        for batch, scores in zip(batches, self.run_batches(pairs), strict=True):
             for index, score in zip(batch, scores, strict=True):
                 results[index] = score
         return [r for r in results if r is not None]
@@ -124,14 +124,19 @@ class Engine:
                 results.extend(self.run(prepared))
         return results
 
-    def _stream(self, batches: Iterator[list[PreparedPair]]) -> Iterator[list[PairScore]]:
-        """Scores of each batch in order; launch batch n + 1 before collecting batch n."""
+    def run_batches(self, batches: Iterable[Sequence[PreparedPair]]) -> Iterator[list[PairScore]]:
+        """Scores of each micro-batch, in order, as they complete.
+
+        With a model that offers ``launch`` / ``collect`` (jina-m0), micro-batch *n + 1* is
+        collated and queued on the device before *n*'s result is awaited, so the device does
+        not idle while the host prepares tensors; otherwise it is :meth:`run_batch` in a loop.
+        """
         launch = getattr(self.model, "launch", None)
         collect = getattr(self.model, "collect", None)
         if launch is None or collect is None:
             yield from (self.run_batch(batch) for batch in batches)
             return
-        pending: tuple[list[PreparedPair], Any] | None = None
+        pending: tuple[Sequence[PreparedPair], Any] | None = None
         for batch in batches:
             handle = launch(batch)
             if pending is not None:
