@@ -264,6 +264,14 @@ class FlopCounter:
         return float(flop)
 
 
+def _rss_bytes() -> int:
+    """Resident set size of this process (Linux /proc; no psutil needed)."""
+    import os
+
+    with open("/proc/self/statm") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 def _count(module: torch.nn.Module) -> int:
     return sum(p.numel() for p in module.parameters())
 
@@ -282,13 +290,9 @@ class PeakMemory:
             return self
         import threading
 
-        import psutil
-
-        process = psutil.Process()
-
         def sample() -> None:
             while not self._stop:
-                self.peak = max(self.peak, process.memory_info().rss)
+                self.peak = max(self.peak, _rss_bytes())
                 time.sleep(0.01)
 
         self._thread = threading.Thread(target=sample, daemon=True)
