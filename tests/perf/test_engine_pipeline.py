@@ -155,3 +155,12 @@ def test_engine_scores_match_forward_of_each_pair(m0_model) -> None:  # noqa: AN
     scores = [s.logit for s in engine.score(pairs, ScoreOptions())]
     alone = [m0_model.forward(engine.prepare([pair], ScoreOptions())).item() for pair in pairs]
     np.testing.assert_allclose(scores, alone, atol=1e-5, rtol=0)
+
+
+def test_chunked_score_shows_one_progress_bar(monkeypatch: pytest.MonkeyPatch, capsys) -> None:  # noqa: ANN001
+    monkeypatch.setattr(engine_module, "PREPARE_CHUNK", 3)
+    engine = Engine(_CountingModel(packs=True, pipelined=True),
+                    EngineConfig(max_batch_tokens=4, max_batch_size=1, show_progress=True))
+    engine.score(_pairs([1, 2, 3, 1, 2, 3, 1]), ScoreOptions())
+    err = capsys.readouterr().err
+    assert "7/7" in err and "3/3" not in err

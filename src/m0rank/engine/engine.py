@@ -76,12 +76,17 @@ class Engine:
 
     def run(self, prepared: Sequence[PreparedPair]) -> list[PairScore]:
         """Device stage: planned micro-batches, results in the order of ``prepared``."""
+        with self._progress(len(prepared)) as bar:
+            return self._run(prepared, bar)
+
+    def _run(self, prepared: Sequence[PreparedPair], bar: Any) -> list[PairScore]:
         batches = self.plan([p.num_tokens for p in prepared])
         results: list[PairScore | None] = [None] * len(prepared)
-        pairs = ([prepared[i] for i in batch] for batch in self._progress(batches))
+        pairs = ([prepared[i] for i in batch] for batch in batches)
         for batch, scores in zip(batches, self.run_batches(pairs), strict=True):
             for index, score in zip(batch, scores, strict=True):
                 results[index] = score
+            bar.update(len(batch))
         return [r for r in results if r is not None]
 
     def plan(self, lengths: Sequence[int]) -> list[list[int]]:
@@ -115,13 +120,13 @@ class Engine:
             return self.prepare(pairs[start:end], options, names[start:end])
 
         results: list[PairScore] = []
-        with ThreadPoolExecutor(1) as ahead:
+        with ThreadPoolExecutor(1) as ahead, self._progress(len(pairs)) as bar:
             pending: Future[list[PreparedPair]] = ahead.submit(prepare_chunk, starts[0])
             for following in [*starts[1:], None]:
                 prepared = pending.result()
                 if following is not None:
                     pending = ahead.submit(prepare_chunk, following)
-                results.extend(self.run(prepared))
+                results.extend(self._run(prepared, bar))
         return results
 
     def run_batches(self, batches: Iterable[Sequence[PreparedPair]]) -> Iterator[list[PairScore]]:
@@ -154,9 +159,21 @@ class Engine:
             for score, logit, pair in zip(scores, raw, batch, strict=True)
         ]
 
-    def _progress(self, batches: list[list[int]]) -> Any:
-        if not self.config.show_progress or len(batches) < 2:
-            return batches
+    def _progress(self, pairs: int) -> Any:
+        """One progress bar over the pairs of a call (a no-op unless ``show_progress``)."""
+        if not self.config.show_progress or pairs < 2:
+            return _NoProgress()
         from tqdm.auto import tqdm
 
-        return tqdm(batches, desc="reranking", unit="batch")
+        return tqdm(total=pairs, desc="reranking", unit="pair")
+
+
+class _NoProgress:
+    def __enter__(self) -> _NoProgress:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def update(self, count: int) -> None:
+        """Ignore progress."""
