@@ -81,6 +81,7 @@ class Reranker:
         cache_dir: str | os.PathLike[str] | None = None,
         local_files_only: bool = False,
         show_progress: bool = False,
+        vision_cache_bytes: int | None = None,
     ) -> Reranker:
         """Load a model from a local folder, the Hugging Face cache, the hub, or a built-in name.
 
@@ -99,6 +100,8 @@ class Reranker:
             cache_dir: Hugging Face cache folder.
             local_files_only: Never use the network.
             show_progress: Progress bar over micro-batches on long inputs.
+            vision_cache_bytes: Budget of the vision-feature cache (pages reranked against
+                many queries are encoded once); ``None`` is the family's default, ``0`` off.
 
         Raises:
             ModelNotFoundError: The weights cannot be found.
@@ -113,7 +116,7 @@ class Reranker:
         resolved_device = select_device(device)
         sizing = ImageSizing(min_pixels=min_pixels, max_pixels=max_pixels)
         options = LoadOptions(device=resolved_device, dtype=select_dtype(dtype, resolved_device),
-                              image_sizing=sizing)
+                              image_sizing=sizing, vision_cache_bytes=vision_cache_bytes)
         model = architecture.load(path, config, options)
         # "jinaai/jina-reranker-m0" or "/models/jina-reranker-m0" -> "jina-reranker-m0".
         model.model_name = Path(str(name).rstrip("/")).name

@@ -125,7 +125,8 @@ class EngineConfig:
     """How the engine groups prepared pairs into forward passes.
 
     Args:
-        max_batch_tokens: Padded-token budget of one micro-batch (rows x longest row).
+        max_batch_tokens: Token budget of one micro-batch: ``rows x longest row`` for padded
+            families, real tokens for families that pack pairs without padding.
         max_batch_size: Most pairs in one micro-batch.
         show_progress: Show a progress bar over micro-batches on long inputs.
     """

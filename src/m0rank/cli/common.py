@@ -18,6 +18,8 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--dtype", default=None, help="bf16, fp16 or fp32 (default: auto)")
     group.add_argument("--min-pixels", type=int, default=3136, help="smallest image area")
     group.add_argument("--max-pixels", type=int, default=602112, help="largest image area")
+    group.add_argument("--vision-cache-bytes", type=int, default=None,
+                       help="budget of the vision-feature cache (0 disables; default: per device)")
     group.add_argument("--local-files-only", action="store_true",
                        help="never contact the Hugging Face hub")
 
@@ -30,4 +32,5 @@ def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:
         "min_pixels": args.min_pixels,
         "max_pixels": args.max_pixels,
         "local_files_only": args.local_files_only,
+        "vision_cache_bytes": args.vision_cache_bytes,
     }

@@ -37,15 +37,27 @@ class PreparedPair:
 
 @dataclass(frozen=True, kw_only=True)
 class LoadOptions:
-    """How to place a model: device (``"cpu"``, ``"cuda"``, ``"cuda:1"``), dtype, image budget."""
+    """How to place a model: device (``"cpu"``, ``"cuda"``, ``"cuda:1"``), dtype, image budget,
+    and the byte budget of a model-side feature cache (``None``: the family's default, ``0``:
+    off)."""
 
     device: str
     dtype: Any  # torch.dtype; kept as Any so this module does not import torch
     image_sizing: ImageSizing = field(default_factory=ImageSizing)
+    vision_cache_bytes: int | None = None
 
 
 class RerankerArchitecture(ABC):
     """A loaded model family. Subclasses register under their ``config.json`` architecture names.
+
+    Optional capabilities the engine detects (a family that lacks them still works):
+
+    - ``packs_sequences = True``: ``forward`` packs pairs without padding, so the engine plans
+      micro-batches by real tokens instead of ``rows x longest row``.
+    - ``parallel_preprocess = True``: ``preprocess`` is thread-safe; the engine spreads it over
+      a thread pool.
+    - ``launch(batch) -> handle`` and ``collect(handle) -> logits``: ``forward`` split in two, so
+      the engine can queue micro-batch n + 1 on the device before waiting for n.
 
     Attributes:
         architecture_names: Names in ``config.json`` ``architectures`` that this class serves.

@@ -198,7 +198,7 @@ class JinaM0Reranker(RerankerArchitecture):
         module.to(dtype=options.dtype).eval()
         encoder = Qwen2VLInputEncoder.from_pretrained(path, options.image_sizing)
         return cls(module, encoder, device,
-                   vision_cache_bytes=getattr(options, "vision_cache_bytes", None))
+                   vision_cache_bytes=options.vision_cache_bytes)
 
     def preprocess(self, query: Document, document: Document, options: ScoreOptions,
                    field: str) -> PreparedPair:
@@ -214,7 +214,7 @@ class JinaM0Reranker(RerankerArchitecture):
                 doc_text = self.encoder.truncate_text(doc_text, options.effective_max_doc_length)
             prompt = format_m0_prompt(query.text, len(query.images), doc_text,
                                       len(document.images))
-            ids = self._prompt_ids(prompt, [image.grid for image in images],
+            ids = self.encoder.encode_ids(prompt, [image.grid for image in images],
                                    options.prompt_budget, field)
         return PreparedPair(num_tokens=len(ids) + 1,
                             payload=M0Prompt([*ids, SCORE_TOKEN_ID], images))
@@ -283,18 +283,6 @@ class JinaM0Reranker(RerankerArchitecture):
             return M0Image(key, entry.grid, None, entry.features)
         pixel_values, grids = self.encoder.encode_images([image])
         return M0Image(key, grids[0], pixel_values, None)
-
-    def _prompt_ids(self, prompt: str, grids: list[tuple[int, int, int]], budget: int,
-                    field: str) -> list[int]:
-        """Token ids with each image placeholder expanded, truncated to ``budget`` (the steps
-        of ``Qwen2VLInputEncoder.encode``, given grids that may come from the cache)."""
-        ids = self.encoder.tokenize(prompt)
-        if grids:
-            ids = self.encoder._expand_image_tokens(ids, grids)
-        if len(ids) > budget:
-            self.encoder._check_images_fit(ids, budget, field)
-            ids = ids[:budget]
-        return ids
 
 
 def to_module_names(state: dict[str, torch.Tensor], source: str) -> dict[str, torch.Tensor]:

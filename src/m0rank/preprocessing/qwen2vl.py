@@ -106,15 +106,25 @@ class Qwen2VLInputEncoder:
             InputTooLargeError: Truncation would cut into image tokens (the reference would
                 then fail on a feature/token count mismatch).
         """
+        pixel_values, grids = self.encode_images(images) if images else (None, [])
+        return EncodedPrompt(self.encode_ids(prompt, grids, budget, field), pixel_values,
+                             tuple(grids))
+
+    def encode_ids(self, prompt: str, grids: list[tuple[int, int, int]], budget: int,
+                   field: str) -> list[int]:
+        """Token ids of ``prompt`` with each placeholder expanded for its image's grid, cut to
+        ``budget``; for callers that already know the grids (e.g. from a feature cache).
+
+        Raises:
+            InputTooLargeError: Truncation would cut into image tokens.
+        """
         ids = self.tokenize(prompt)
-        pixel_values, grids = (None, [])
-        if images:
-            pixel_values, grids = self.encode_images(images)
+        if grids:
             ids = self._expand_image_tokens(ids, grids)
         if len(ids) > budget:
             self._check_images_fit(ids, budget, field)
             ids = ids[:budget]
-        return EncodedPrompt(ids, pixel_values, tuple(grids))
+        return ids
 
     def _expand_image_tokens(self, ids: list[int], grids: list[tuple[int, int, int]]) -> list[int]:
         counts = iter(self.image_token_count(grid) for grid in grids)
