@@ -156,3 +156,15 @@ def test_ocr_cache_reads_an_image_once_across_threads() -> None:
         texts = list(pool.map(lambda _: cache.read(page.copy()), range(4)))
     assert texts == ["text"] * 4
     assert (Slow.calls, cache.misses, cache.hits) == (1, 1, 3)
+
+
+def test_tesseract_reads_single_line_chinese_slides() -> None:
+    # automatic segmentation (psm 3) finds nothing on this slide, and the combined model
+    # reads the second one as Latin letters: the fallbacks must recover both
+    from m0rank.testing.checkset import build_checkset, render_slide
+
+    engine = select_ocr_engine(["eng", "deu", "chi_sim"], 50.0)
+    queries = build_checkset("zh").queries
+    for topic in ("cold", "coffee"):
+        text = engine.read(render_slide(queries[topic])).replace(" ", "")
+        assert sum(ch in text for ch in queries[topic]) >= 0.7 * len(queries[topic])

@@ -50,6 +50,10 @@ class OcrEngine(Protocol):
         ...
 
 
+def _count_cjk(text: str) -> int:
+    return sum(is_cjk(ch) for ch in text)
+
+
 def has_readable_text(text: str) -> bool:
     """True when OCR output holds at least a few letters, digits or CJK characters."""
     return sum(ch.isalnum() for ch in text) >= _MIN_TEXT_CHARS
@@ -75,18 +79,32 @@ class TesseractOcr:
     name: str = "tesseract"
 
     def read(self, image: Image.Image) -> str:
-        """Run tesseract on ``image``; an engine failure is logged and reads as no text."""
+        """Run tesseract on ``image``; an engine failure is logged and reads as no text.
+
+        Automatic page segmentation (``--psm 3``) first; if it finds no text, a uniform
+        block (``--psm 6``), which catches single-line slides that ``3`` misses. Then the
+        ``cjk_languages`` pass when Chinese was seen, or when nothing readable was found
+        (the combined model can read a Chinese line as a few Latin letters).
+        """
         buffer = io.BytesIO()
         image.save(buffer, format="PNG")
-        text = self._run(buffer.getvalue(), self.languages)
-        if self.cjk_languages and sum(is_cjk(ch) for ch in text) >= _MIN_TEXT_CHARS:
-            text = self._run(buffer.getvalue(), self.cjk_languages)
+        png = buffer.getvalue()
+        psm = "3"
+        text = self._run(png, self.languages, psm)
+        if not has_readable_text(text):
+            psm = "6"
+            text = self._run(png, self.languages, psm)
+        saw_chinese = _count_cjk(text) >= _MIN_TEXT_CHARS
+        if self.cjk_languages and (saw_chinese or not has_readable_text(text)):
+            second = self._run(png, self.cjk_languages, psm)
+            if saw_chinese or _count_cjk(second) >= _MIN_TEXT_CHARS:
+                text = second
         return text
 
-    def _run(self, png: bytes, languages: str) -> str:
+    def _run(self, png: bytes, languages: str, psm: str) -> str:
         try:
             done = subprocess.run(
-                [self.binary, "stdin", "stdout", "-l", languages, "--psm", "3", "tsv"],
+                [self.binary, "stdin", "stdout", "-l", languages, "--psm", psm, "tsv"],
                 input=png, capture_output=True, timeout=self.timeout, check=True,
                 env={"OMP_THREAD_LIMIT": "1", "PATH": "/usr/bin:/bin:/usr/local/bin"})
         except (subprocess.SubprocessError, OSError) as exc:
