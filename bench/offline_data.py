@@ -59,7 +59,7 @@ def bm25_first_stage(corpus: dict[str, str], queries: dict[str, str], depth: int
     tokens = bm25s.tokenize([queries[q] for q in qids], stopwords="en", stemmer=stemmer,
                             show_progress=False)
     docs, scores = retriever.retrieve(tokens, k=depth, show_progress=False)
-    return {qid: {ids[d]: float(s) for d, s in zip(docs[row], scores[row])}
+    return {qid: {ids[d]: float(s) for d, s in zip(docs[row], scores[row], strict=True)}
             for row, qid in enumerate(qids)}
 
 

@@ -34,7 +34,7 @@ def rerank_run(reranker: Reranker, queries: dict[str, object], docs: dict[str, o
     warned = 0
     for qid, dids in candidates.items():
         scores = reranker.score(queries[qid], [docs[d] for d in dids])
-        run[qid] = {d: s.score for d, s in zip(dids, scores)}
+        run[qid] = {d: s.score for d, s in zip(dids, scores, strict=True)}
         warned += sum(bool(s.warnings) for s in scores)
     return run, warned
 

@@ -45,7 +45,7 @@ def cold_start(runs: int = 3) -> dict[str, float]:
         out = subprocess.run([sys.executable, "-c", _COLD], capture_output=True, text=True,
                              check=True).stdout.split()
         rows.append([float(x) for x in out])
-    load, first, cpu = (statistics.median(column) for column in zip(*rows))
+    load, first, cpu = (statistics.median(column) for column in zip(*rows, strict=True))
     return {"load_s": round(load, 2), "load_and_first_rank_s": round(first, 2),
             "load_cpu_s": round(cpu, 2)}
 

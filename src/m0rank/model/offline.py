@@ -218,7 +218,7 @@ class OfflineReranker(RerankerArchitecture):
         size = self.settings.encoder_batch_size
         for start in range(0, len(missing), size):
             chunk = missing[start:start + size]
-            found.update(zip(chunk, self._encode(chunk)))
+            found.update(zip(chunk, self._encode(chunk), strict=True))
         with self._lock:
             self._embedding_misses += len(missing)
             for ids in missing:

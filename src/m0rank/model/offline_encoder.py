@@ -139,8 +139,8 @@ class MiniLmEncoder:
         ids = encoding.ids
         if len(ids) > self.max_tokens:
             ids = [*ids[: self.max_tokens - 1], self.sep_id]
-        spans = [span for span, special in zip(encoding.offsets, encoding.special_tokens_mask)
-                 if not special]
+        pieces = zip(encoding.offsets, encoding.special_tokens_mask, strict=True)
+        spans = [span for span, special in pieces if not special]
         return tuple(ids), spans
 
     @torch.inference_mode()

@@ -99,7 +99,8 @@ def tokenize(text: str, language: str | None = None) -> list[str]:
 
 def is_cjk(char: str) -> bool:
     """True for a CJK ideograph (Chinese character)."""
-    return "\u3400" <= char <= "\u4dbf" or "\u4e00" <= char <= "\u9fff" or "\uf900" <= char <= "\ufaff"
+    return ("\u3400" <= char <= "\u4dbf" or "\u4e00" <= char <= "\u9fff"
+            or "\uf900" <= char <= "\ufaff")
 
 
 def _bigrams(run: str) -> list[str]:
@@ -137,7 +138,8 @@ class IdfTable:
         if value is not None:
             return value
         if len(term) == 2 and is_cjk(term[0]):
-            return min(self.idf.get(term[0], self.unseen_idf), self.idf.get(term[1], self.unseen_idf))
+            first, second = (self.idf.get(char, self.unseen_idf) for char in term)
+            return min(first, second)
         return self.unseen_idf
 
 
