@@ -144,11 +144,12 @@ def _model_rows(name: str, datasets: list[dict[str, Any]], metrics: list[str],
     """Rows of one model. A dataset the model cannot read (a text cross-encoder on page
     images, MonoQwen on text documents) leaves its cell empty and is listed in ``skipped``."""
     from m0rank.api import Reranker
-    from m0rank.cli.common import model_kwargs
     from m0rank.eval.cache import model_fingerprint
 
     model_arg = None if name in ("default", "") else name
-    reranker = Reranker.from_pretrained(model_arg, **model_kwargs(args))
+    reranker = Reranker.from_pretrained(
+        model_arg, device=args.device, dtype=args.dtype, min_pixels=args.min_pixels,
+        max_pixels=args.max_pixels, local_files_only=args.local_files_only)
     key = model_fingerprint(model_arg)
     rows = []
     for dataset in datasets:
