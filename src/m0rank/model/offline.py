@@ -98,6 +98,9 @@ class OfflineReranker(RerankerArchitecture):
     """The built-in CPU reranker through the three-stage contract (see module docstring)."""
 
     architecture_names: ClassVar[tuple[str, ...]] = ("M0RankOfflineReranker",)
+    # preprocess is thread-safe (locked caches and tokenizer, per-thread stemmers), so the
+    # engine runs it on several threads and OCR subprocesses use both cores
+    parallel_preprocess: ClassVar[bool] = True
 
     def __init__(self, settings: OfflineSettings, encoder: MiniLmEncoder,
                  lexical: LexicalScorer, ocr: CachedOcr | None) -> None:

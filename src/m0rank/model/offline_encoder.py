@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -131,11 +132,13 @@ class MiniLmEncoder:
         self.device = torch.device(device)
         self.max_tokens = max_tokens
         self.sep_id = self.tokenizer.token_to_id("[SEP]")
+        self._tokenizer_lock = threading.Lock()  # callers prepare pairs on several threads
 
     def word_pieces(self, text: str) -> tuple[tuple[int, ...], list[tuple[int, int]]]:
         """Word-piece ids (cut to ``max_tokens``, [SEP] kept last) and every piece's
         character span in ``text`` (special tokens excluded, untruncated)."""
-        encoding = self.tokenizer.encode(text)
+        with self._tokenizer_lock:
+            encoding = self.tokenizer.encode(text)
         ids = encoding.ids
         if len(ids) > self.max_tokens:
             ids = [*ids[: self.max_tokens - 1], self.sep_id]

@@ -24,10 +24,10 @@ import gzip
 import json
 import math
 import re
+import threading
 import unicodedata
 from collections import Counter
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 __all__ = ["LexicalScorer", "IdfTable", "tokenize", "detect_latin_language", "join_cjk_spaces",
@@ -65,11 +65,17 @@ def detect_latin_language(words: list[str]) -> str:
     return "english"
 
 
-@lru_cache(maxsize=2)
+_STEMMERS = threading.local()  # PyStemmer objects must not be shared between threads
+
+
 def _stemmer(language: str):  # noqa: ANN202 - Stemmer.Stemmer, imported lazily
+    """This thread's Snowball stemmer for ``language``."""
     import Stemmer
 
-    return Stemmer.Stemmer(language)
+    cache = _STEMMERS.__dict__
+    if language not in cache:
+        cache[language] = Stemmer.Stemmer(language)
+    return cache[language]
 
 
 def fold(token: str) -> str:
