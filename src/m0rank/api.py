@@ -116,7 +116,9 @@ class Reranker:
         resolved_device = select_device(device)
         sizing = ImageSizing(min_pixels=min_pixels, max_pixels=max_pixels)
         options = LoadOptions(device=resolved_device, dtype=select_dtype(dtype, resolved_device),
-                              image_sizing=sizing, vision_cache_bytes=vision_cache_bytes)
+                              image_sizing=sizing, vision_cache_bytes=vision_cache_bytes,
+                              cache_dir=None if cache_dir is None else str(cache_dir),
+                              local_files_only=local_files_only)
         model = architecture.load(path, config, options)
         # "jinaai/jina-reranker-m0" or "/models/jina-reranker-m0" -> "jina-reranker-m0".
         model.model_name = Path(str(name).rstrip("/")).name

@@ -38,13 +38,15 @@ class PreparedPair:
 @dataclass(frozen=True, kw_only=True)
 class LoadOptions:
     """How to place a model: device (``"cpu"``, ``"cuda"``, ``"cuda:1"``), dtype, image budget,
-    and the byte budget of a model-side feature cache (``None``: the family's default, ``0``:
-    off)."""
+    the byte budget of a model-side feature cache (``None``: the family's default, ``0``: off),
+    and how to look up further checkpoints a family depends on (e.g. an adapter's base model)."""
 
     device: str
     dtype: Any  # torch.dtype; kept as Any so this module does not import torch
     image_sizing: ImageSizing = field(default_factory=ImageSizing)
     vision_cache_bytes: int | None = None
+    cache_dir: str | None = None
+    local_files_only: bool = False
 
 
 class RerankerArchitecture(ABC):

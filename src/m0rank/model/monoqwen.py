@@ -93,7 +93,7 @@ class MonoQwenReranker(RerankerArchitecture):
         """Load the base (the adapter's ``base_model_name_or_path``, or ``path`` itself for a
         merged checkpoint), merge the adapter, and build the Qwen2-VL input encoder."""
         adapter = _read_adapter_config(path)
-        base = path if adapter is None else _resolve_base(adapter, path)
+        base = path if adapter is None else _resolve_base(adapter, path, options)
         base_config = config if adapter is None else read_config(base)
         module = _build_base(base, base_config, options)
         if adapter is not None:
@@ -165,12 +165,15 @@ def _read_adapter_config(path: Path) -> dict[str, Any] | None:
         raise ModelLoadError(f"{file} is not readable JSON: {exc}") from None
 
 
-def _resolve_base(adapter: dict[str, Any], path: Path) -> Path:
+def _resolve_base(adapter: dict[str, Any], path: Path, options: LoadOptions) -> Path:
     name = adapter.get("base_model_name_or_path")
     if not name:
         raise ModelLoadError(f"{path / 'adapter_config.json'} names no base_model_name_or_path")
     relative = path / str(name)
-    return relative if relative.is_dir() else resolve_checkpoint_dir(str(name))
+    if relative.is_dir():
+        return relative
+    return resolve_checkpoint_dir(str(name), cache_dir=options.cache_dir,
+                                  local_files_only=options.local_files_only)
 
 
 def _build_base(base: Path, config: dict[str, Any], options: LoadOptions) -> Any:
