@@ -16,7 +16,7 @@ from pathlib import Path
 DATA = Path(os.environ.get("M0RANK_CRANFIELD", Path(__file__).resolve().parents[2]
                            / "shared/data/cranfield"))
 RESULTS = Path(__file__).resolve().parent / "results"
-MACHINE = "2-core Xeon CPU, no GPU"
+MACHINE = "2-core AMD EPYC CPU, no GPU"
 DEPTH = 100
 
 
