@@ -150,9 +150,11 @@ def test_size_limits_are_413(reranker):
                                      headers={"content-type": "application/json"})
         many = await client.post("/v1/rerank", json={"query": "q", "documents": ["a"] * 4})
         long_query = await client.post("/v2/rerank", json={"query": "q" * 11, "documents": ["a"]})
-        return declared, streamed, many, long_query
+        vllm_query = await client.post("/v1/rerank", json={
+            "query": {"content": [{"type": "text", "text": "q" * 12}]}, "documents": ["a"]})
+        return declared, streamed, many, long_query, vllm_query
 
-    declared, streamed, many, long_query = call(app, scenario)
+    declared, streamed, many, long_query, vllm_query = call(app, scenario)
     body_message = "the request body is larger than this server's limit of 2000 bytes"
     assert "content-length" not in {k.lower() for k in streamed.request.headers}
     assert_error(declared, 413, "input_too_large", body_message)
@@ -161,6 +163,8 @@ def test_size_limits_are_413(reranker):
                  "documents has 4 items; this server accepts at most 3 per request")
     assert_error(long_query, 413, "input_too_large",
                  "query is 11 characters long; this server accepts at most 10")
+    assert_error(vllm_query, 413, "input_too_large",
+                 "query is 12 characters long; this server accepts at most 10")
 
 
 def test_rate_limits_are_429_with_retry_after(reranker):

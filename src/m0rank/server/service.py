@@ -105,7 +105,8 @@ class RerankService:
         if len(call.documents) > limit:
             raise InputTooLargeError(f"documents has {len(call.documents)} items; this server "
                                      f"accepts at most {limit} per request")
-        text = call.query if isinstance(call.query, str) else call.query.get("text")
+        # Coerce first, so every query shape (string, {"text"}, vLLM content parts) is measured.
+        text = to_document(call.query, "query").text
         limit = self.settings.max_query_chars
         if isinstance(text, str) and len(text) > limit:
             raise InputTooLargeError(f"query is {len(text)} characters long; this server "
