@@ -20,9 +20,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from PIL import Image
-
 from cli_server import serve_cli
+from PIL import Image
 
 QUERY = "small language model for markdown"
 DOCS = [

@@ -18,9 +18,8 @@ from typing import Any
 
 import httpx
 import pytest
-from PIL import Image
-
 from cli_server import serve_app
+from PIL import Image
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
