@@ -7,6 +7,7 @@ exactly as with the released model.
 
 from __future__ import annotations
 
+import os
 import socket
 from pathlib import Path
 
@@ -41,6 +42,17 @@ def reranker(m0_checkpoint: Path):  # noqa: ANN201 - Reranker, imported lazily
     from m0rank import Reranker
 
     return Reranker.from_pretrained(m0_checkpoint, device="cpu")
+
+
+@pytest.fixture(scope="session")
+def cranfield_dir() -> Path:
+    """The Cranfield collection in BEIR layout: ``$M0RANK_CRANFIELD`` or the project's
+    ``shared/data/cranfield`` beside the checkout; tests that need it skip when it is absent."""
+    default = Path(__file__).resolve().parents[2] / "shared" / "data" / "cranfield"
+    path = Path(os.environ.get("M0RANK_CRANFIELD", default))
+    if not (path / "corpus.jsonl").exists():
+        pytest.skip(f"Cranfield data not found at {path} (set M0RANK_CRANFIELD)")
+    return path
 
 
 @pytest.fixture()

@@ -117,14 +117,13 @@ def test_images_are_refused(bge_dir: Path) -> None:
         reranker.score(QUERY, ["text", Image.new("RGB", (64, 64))])
 
 
-def test_comparison_table_from_the_cli(bge_dir: Path, jina_dir: Path, tmp_path: Path,
+def test_comparison_table_from_the_cli(bge_dir: Path, jina_dir: Path, tmp_path: Path, cranfield_dir: Path,
                                        no_network: None) -> None:
     from m0rank.cli.main import main
     from m0rank.testing.image_collection import write_page_collection
 
-    cranfield = Path(__file__).resolve().parents[3] / "shared" / "data" / "cranfield"
     pages = write_page_collection(tmp_path / "pages")
-    assert main(["eval", "--data", str(cranfield), "--data", str(pages), "--max-queries", "3",
+    assert main(["eval", "--data", str(cranfield_dir), "--data", str(pages), "--max-queries", "3",
                  "--top-k", "4", "--model", str(bge_dir), "--model", str(jina_dir),
                  "--device", "cpu", "--no-cache", "--no-progress", "--out", str(tmp_path)]) == 0
     markdown = (tmp_path / "eval.md").read_text()

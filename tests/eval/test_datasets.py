@@ -15,8 +15,6 @@ from m0rank.eval.first_stage import bm25_run, read_trec_run, top_k, write_trec_r
 from m0rank.eval.runner import first_stage_result
 from m0rank.testing.image_collection import write_page_collection, write_winoground_collection
 
-CRANFIELD = Path(__file__).resolve().parents[3] / "shared" / "data" / "cranfield"
-
 
 def _beir(tmp_path: Path, corpus: str, queries: str, qrels: str) -> Path:
     (tmp_path / "qrels").mkdir(parents=True, exist_ok=True)
@@ -87,8 +85,8 @@ def test_image_collection_and_winoground_layouts(tmp_path: Path) -> None:
         load_winoground(tmp_path / "wino")
 
 
-def test_bm25_on_cranfield_beats_chance_and_is_deterministic() -> None:
-    collection = load_beir(CRANFIELD)
+def test_bm25_on_cranfield_beats_chance_and_is_deterministic(cranfield_dir: Path) -> None:
+    collection = load_beir(cranfield_dir)
     assert (len(collection.corpus), len(collection.queries)) == (1400, 225)
     run = bm25_run(collection, k=100)
     result = first_stage_result("BM25", collection, run, ["ndcg@10"])

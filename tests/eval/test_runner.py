@@ -21,7 +21,6 @@ from m0rank.testing.image_collection import (
     write_winoground_collection,
 )
 
-CRANFIELD = Path(__file__).resolve().parents[3] / "shared" / "data" / "cranfield"
 SMALL_PIXELS = 28 * 28 * 16  # at most 16 image tokens per page: fast on CPU
 
 
@@ -135,11 +134,11 @@ def test_cli_end_to_end_image_and_winoground(m0_checkpoint, collections, tmp_pat
     assert all(r["pairs_scored"] == 0 and r["pairs_cached"] > 0 for r in rerun)
 
 
-def test_cli_bm25_and_model_on_cranfield_subset(m0_checkpoint, tmp_path, no_network) -> None:  # noqa: ANN001
+def test_cli_bm25_and_model_on_cranfield_subset(m0_checkpoint, tmp_path, no_network, cranfield_dir) -> None:  # noqa: ANN001
     from m0rank.cli.main import main
 
     out = tmp_path / "out"
-    assert main(["eval", "--data", str(CRANFIELD), "--max-queries", "4", "--top-k", "5",
+    assert main(["eval", "--data", str(cranfield_dir), "--max-queries", "4", "--top-k", "5",
                  "--model", str(m0_checkpoint), "--device", "cpu", "--no-cache", "--out",
                  str(out), "--no-progress"]) == 0
     results = json.loads((out / "eval.json").read_text())["results"]
