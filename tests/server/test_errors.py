@@ -116,11 +116,23 @@ def test_auth(reranker):
         good = await client.post("/v1/rerank", json=payload,
                                  headers={"Authorization": "Bearer key-two"})
         open_health = await client.get("/health")
-        return missing, wrong, basic, good, open_health
+        garbage = await client.post("/v1/rerank", content=b"{not json",
+                                    headers={"content-type": "application/json"})
+        bad_schema = await client.post("/v2/rerank", json={"documents": 5},
+                                       headers={"Authorization": "Bearer key-three"})
+        keyed_garbage = await client.post("/v1/rerank", content=b"{not json",
+                                          headers={"content-type": "application/json",
+                                                   "Authorization": "Bearer key-one"})
+        return missing, wrong, basic, good, open_health, garbage, bad_schema, keyed_garbage
 
-    missing, wrong, basic, good, open_health = call(app, scenario)
+    missing, wrong, basic, good, open_health, garbage, bad_schema, keyed_garbage = call(
+        app, scenario)
+    assert_error(keyed_garbage, 422, "validation_error")
     for response, message in ((missing, "missing API key: send an 'Authorization: Bearer "
                                         "<key>' header"),
+                              (garbage, "missing API key: send an 'Authorization: Bearer "
+                                        "<key>' header"),
+                              (bad_schema, "invalid API key"),
                               (wrong, "invalid API key"),
                               (basic, "missing API key: send an 'Authorization: Bearer "
                                       "<key>' header")):

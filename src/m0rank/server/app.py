@@ -82,7 +82,7 @@ def create_app(settings: ServerSettings, reranker: Reranker, *,
         created=int(time.time()))
     app.state.reranker = reranker
     app.include_router(router)
-    install_error_handlers(app)
+    install_error_handlers(app, authenticate=app.state.m0rank.auth.authenticate)
     app.add_middleware(RequestContextMiddleware, metrics=metrics,
                        max_body_bytes=settings.max_body_bytes)
     metrics.watch_queue(lambda: batcher.queue_depth)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import math
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -95,11 +96,28 @@ def exception_response(exc: BaseException, request_id: str) -> JSONResponse:
     return error_response(status, error_type, str(exc), request_id, headers=_headers_for(exc))
 
 
-def install_error_handlers(app: FastAPI) -> None:
-    """Route library errors, schema errors and Starlette HTTP errors to the shared body shape."""
+def install_error_handlers(
+    app: FastAPI, authenticate: Callable[[str | None], object] | None = None
+) -> None:
+    """Route library errors, schema errors and Starlette HTTP errors to the shared body shape.
+
+    FastAPI parses (and rejects) a body before running route dependencies, so without
+    ``authenticate`` a caller with no key would learn about its malformed JSON (422) before
+    being told it is not allowed in (401). With it, a schema error on any request is answered
+    only after the request's ``Authorization`` header passed.
+    """
     for cls in ERROR_TABLE:
         app.add_exception_handler(cls, _on_library_error)
-    app.add_exception_handler(RequestValidationError, _on_validation_error)
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        if authenticate is not None:
+            try:
+                authenticate(request.headers.get("authorization"))
+            except AuthenticationError as auth_error:
+                return exception_response(auth_error, request_id_of(request))
+        return await _on_validation_error(request, exc)
+
+    app.add_exception_handler(RequestValidationError, on_validation_error)
     app.add_exception_handler(HTTPException, _on_http_error)
 
 
