@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from m0rank.cli.serve import add_arguments, settings_from_args
+from m0rank.config import ImageLimits
 from m0rank.errors import AuthenticationError, InvalidInputError, RateLimitError
 from m0rank.server.auth import ApiKeyAuth, KeyLimits, key_fingerprint
 from m0rank.server.settings import ServerSettings, read_keys_file
@@ -44,6 +45,18 @@ def test_env_overrides_defaults_and_flags_override_env(monkeypatch, tmp_path):
     assert settings.media_dir == Path(tmp_path)
     fetch = settings.image_fetch_settings()
     assert (fetch.allow_hosts, fetch.media_dir) == (("10.0.0.0/8", "intranet"), Path(tmp_path))
+
+
+def test_image_limit_flags_override_only_what_is_given():
+    settings = settings_from_args(parse(["--image-fetch-timeout", "2.5",
+                                         "--image-max-pixels", "1000000"]))
+    limits = settings.image_fetch_settings().limits
+    assert (limits.fetch_timeout, limits.max_pixels) == (2.5, 1_000_000)
+    assert (limits.max_bytes, limits.max_redirects) == (20 * 1024 * 1024, 3)  # defaults kept
+    assert settings_from_args(parse([])).image_limits == ImageLimits()
+    with pytest.raises(InvalidInputError, match=re.escape(
+            "ImageLimits.max_bytes must be a positive number, got 0")):
+        settings_from_args(parse(["--image-max-bytes", "0"]))
 
 
 def test_keys_file_from_env(tmp_path):

@@ -8,15 +8,23 @@ with a clear message and exit status instead of a server that never becomes read
 from __future__ import annotations
 
 import argparse
+import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from m0rank.cli.common import add_model_arguments, model_kwargs
+from m0rank.config import ImageLimits
 
 if TYPE_CHECKING:
     from m0rank.server.settings import ServerSettings
 
 __all__ = ["add_arguments", "run", "settings_from_args"]
+
+# flag dest -> ImageLimits field (dests are prefixed: --max-pixels is the model's resize budget).
+_IMAGE_LIMIT_FLAGS = {
+    "image_fetch_timeout": "fetch_timeout", "image_max_redirects": "max_redirects",
+    "image_max_bytes": "max_bytes", "image_max_pixels": "max_pixels",
+}
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -54,6 +62,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     images.add_argument("--media-dir", type=Path, help="folder whose files requests may name")
     images.add_argument("--image-cache-bytes", type=int, help="image cache budget (256 MiB)")
     images.add_argument("--image-cache-dir", type=Path, help="on-disk image cache folder")
+    images.add_argument("--image-fetch-timeout", type=float,
+                        help="seconds to connect to / read from an image URL (10)")
+    images.add_argument("--image-max-redirects", type=int,
+                        help="redirects followed per image URL (3)")
+    images.add_argument("--image-max-bytes", type=int,
+                        help="largest encoded image accepted (20 MiB)")
+    images.add_argument("--image-max-pixels", type=int,
+                        help="largest decoded image, width x height (64,000,000)")
 
 
 def settings_from_args(args: argparse.Namespace) -> ServerSettings:
@@ -72,7 +88,15 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     overrides["api_keys"] = (*base.api_keys, *keys) if keys else None
     hosts = args.image_allow_hosts
     overrides["image_allow_hosts"] = tuple(hosts) if hosts else None
+    overrides["image_limits"] = _image_limits(base.image_limits, args)
     return base.with_overrides(**overrides)
+
+
+def _image_limits(base: ImageLimits, args: argparse.Namespace) -> ImageLimits | None:
+    """``base`` with the image-limit flags that were given; ``None`` when none was."""
+    given = {field: getattr(args, dest) for dest, field in _IMAGE_LIMIT_FLAGS.items()
+             if getattr(args, dest) is not None}
+    return dataclasses.replace(base, **given) if given else None
 
 
 def run(args: argparse.Namespace) -> int:
