@@ -36,6 +36,7 @@ __all__ = [
     "decode_base64_image",
     "fetch_image_bytes",
     "validate_image_size",
+    "check_byte_size",
     "is_url",
 ]
 
@@ -85,7 +86,7 @@ def load_image(source: Any, field: str, limits: ImageLimits | None = None) -> Im
 def decode_image_bytes(data: bytes, field: str, limits: ImageLimits | None = None) -> Image.Image:
     """Decode encoded image bytes after checking byte size and header dimensions."""
     limits = limits or ImageLimits()
-    _check_byte_size(len(data), field, limits)
+    check_byte_size(len(data), field, limits)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", Image.DecompressionBombWarning)
         try:
@@ -116,7 +117,7 @@ def decode_base64_image(text: str, field: str, limits: ImageLimits | None = None
         if ";base64" not in header:
             raise ImageError(f"{field} is a data URI without base64 encoding: {header[:40]!r}")
     # base64 is 4/3 the size of the bytes; refuse early instead of decoding a huge string.
-    _check_byte_size(len(payload) * 3 // 4, field, limits)
+    check_byte_size(len(payload) * 3 // 4, field, limits)
     try:
         return base64.b64decode("".join(payload.split()), validate=True)
     except (binascii.Error, ValueError):
@@ -180,14 +181,14 @@ def _read_capped(chunks: Any, field: str, limits: ImageLimits) -> bytes:
     buffer = bytearray()
     for chunk in chunks:
         buffer.extend(chunk)
-        _check_byte_size(len(buffer), field, limits)
+        check_byte_size(len(buffer), field, limits)
     return bytes(buffer)
 
 
 def _read_file(path: str, field: str, limits: ImageLimits) -> bytes:
     try:
         size = os.path.getsize(path)
-        _check_byte_size(size, field, limits)
+        check_byte_size(size, field, limits)
         with open(path, "rb") as handle:
             return handle.read()
     except OSError as exc:
@@ -209,7 +210,8 @@ def _is_base64_alphabet(text: str) -> bool:
     return len(text) >= 64 and all(ch in allowed for ch in sample)
 
 
-def _check_byte_size(size: int, field: str, limits: ImageLimits) -> None:
+def check_byte_size(size: int, field: str, limits: ImageLimits) -> None:
+    """Refuse an encoded image (file, download or payload) over ``limits.max_bytes``."""
     if size > limits.max_bytes:
         raise InputTooLargeError(
             f"{field} is over the image size limit: {size} bytes > {limits.max_bytes}"

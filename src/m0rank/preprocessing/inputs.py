@@ -24,7 +24,7 @@ from m0rank.errors import InvalidInputError, describe_value
 from m0rank.preprocessing.images import load_image
 from m0rank.types import Document
 
-__all__ = ["to_document", "resolve_document", "coerce_documents", "ImageLoader"]
+__all__ = ["to_document", "resolve_document", "coerce_documents", "image_fields", "ImageLoader"]
 
 ImageLoader = Callable[[Any, str], Image.Image]
 
@@ -60,7 +60,7 @@ def resolve_document(
     if not document.images:
         return document
     loader = load or (lambda src, name: load_image(src, name, limits))
-    names = _image_fields(field, len(document.images))
+    names = image_fields(field, len(document.images))
     images = tuple(loader(src, name) for src, name in zip(document.images, names, strict=True))
     return Document(text=document.text, images=images)
 
@@ -82,7 +82,8 @@ def coerce_documents(
     ]
 
 
-def _image_fields(field: str, count: int) -> list[str]:
+def image_fields(field: str, count: int) -> list[str]:
+    """Names of a document's images in errors: ``documents[2].image`` or ``...image[1]``."""
     if count == 1:
         return [f"{field}.image"]
     return [f"{field}.image[{i}]" for i in range(count)]

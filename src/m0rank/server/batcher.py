@@ -234,15 +234,18 @@ class Batcher:
         while not self._pending:
             self._arrived.clear()
             await self._arrived.wait()
-        window_pairs = self.engine.config.max_batch_size * self.config.window_batches
         delay = self._pending[0].job.enqueued + self.config.max_wait_ms / 1000 - time.monotonic()
-        if len(self._pending) < window_pairs and delay > 0:
+        if len(self._pending) < self._window_pairs and delay > 0:
             await asyncio.sleep(delay)
 
+    @property
+    def _window_pairs(self) -> int:
+        """Most pairs one window takes; a window this full does not wait for more."""
+        return self.engine.config.max_batch_size * self.config.window_batches
+
     def _take_window(self) -> list[_Slot]:
-        limit = self.engine.config.max_batch_size * self.config.window_batches
         window: list[_Slot] = []
-        while self._pending and len(window) < limit:
+        while self._pending and len(window) < self._window_pairs:
             slot = self._pending.popleft()
             if not slot.job.future.done():  # skip pairs of timed-out or failed requests
                 window.append(slot)

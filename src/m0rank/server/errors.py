@@ -88,7 +88,7 @@ def error_response(status: int, error_type: str, message: str, request_id: str,
 def exception_response(exc: BaseException, request_id: str) -> JSONResponse:
     """Answer for any exception: table status, safe message, Retry-After / WWW-Authenticate."""
     status, error_type = status_for(exc)
-    if status >= 500 and not isinstance(exc, (ServiceUnavailableError, RequestTimeoutError)):
+    if (status, error_type) == INTERNAL_ERROR:  # not in the table: hide the details
         logger.error("request %s failed", request_id, exc_info=exc)
         return error_response(status, error_type, f"{INTERNAL_ERROR_MESSAGE} (request id "
                               f"{request_id})", request_id)

@@ -47,6 +47,7 @@ from m0rank.errors import (
     M0RankError,
 )
 from m0rank.preprocessing.images import (
+    check_byte_size,
     decode_base64_image,
     decode_image_bytes,
     is_url,
@@ -226,13 +227,14 @@ class ImageResolver:
             del self._inflight[key]
 
     async def _resolve_url(self, url: str, field: str) -> Image.Image:
-        digest = self._url_digest(url)
+        digest = await self._url_digest(url)
         if digest is not None:
             image = self._images.get(digest)
             if image is not None:
                 self._hits += 1
                 return image
-            data = self._disk.read(digest) if self._disk else None
+            # Disk reads (up to max_bytes, hashed) stay off the event loop, like the writes.
+            data = await asyncio.to_thread(self._disk.read, digest) if self._disk else None
             if data is not None:
                 return await self._from_bytes(data, field, digest)
         data = await self._fetch(url, field)
@@ -242,10 +244,10 @@ class ImageResolver:
             await asyncio.to_thread(self._disk.write_url, url, digest, time.time())
         return await self._from_bytes(data, field, digest)
 
-    def _url_digest(self, url: str) -> str | None:
+    async def _url_digest(self, url: str) -> str | None:
         entry = self._urls.get(url)
         if entry is None and self._disk is not None:
-            entry = self._disk.read_url(url)
+            entry = await asyncio.to_thread(self._disk.read_url, url)
             if entry is not None:
                 self._remember_url(url, *entry)
         if entry is None or time.time() - entry[1] > URL_CACHE_TTL_S:
@@ -355,9 +357,8 @@ class ImageResolver:
             raise ImageFetchError(f"{field}: {url!r} is not an image (content-type {kind!r})")
         max_bytes = self.limits.max_bytes
         declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > max_bytes:
-            raise InputTooLargeError(f"{field} is over the image size limit: {declared} bytes > "
-                                     f"{max_bytes}")
+        if declared.isdigit():
+            check_byte_size(int(declared), field, self.limits)
         buffer = bytearray()
         async for chunk in response.aiter_bytes():
             buffer.extend(chunk)
@@ -370,9 +371,7 @@ class ImageResolver:
         """Bytes of base64 text, a data URI, or a file under the media folder (in a thread)."""
         path = self._media_path(source)
         if path is not None:
-            if path.stat().st_size > self.limits.max_bytes:
-                raise InputTooLargeError(f"{field} is over the image size limit: "
-                                         f"{path.stat().st_size} bytes > {self.limits.max_bytes}")
+            check_byte_size(path.stat().st_size, field, self.limits)
             return path.read_bytes()
         if source.startswith("data:"):
             return decode_base64_image(source, field, self.limits)

@@ -21,7 +21,7 @@ from m0rank.errors import (
     RequestTimeoutError,
     describe_value,
 )
-from m0rank.preprocessing.inputs import to_document
+from m0rank.preprocessing.inputs import image_fields, to_document
 from m0rank.server.auth import KeyLimits
 from m0rank.server.batcher import Batcher
 from m0rank.server.lifecycle import Lifecycle
@@ -72,22 +72,21 @@ class RerankService:
             ServiceUnavailableError, OverloadedError: see the batcher.
         """
         self.lifecycle.check_accepting()
-        self._check_limits(call)
+        query = self._check_limits(call)
         timeout = self.settings.request_timeout_s
         try:
-            return await asyncio.wait_for(self._rerank(call, key), timeout)
+            return await asyncio.wait_for(self._rerank(call, query, key), timeout)
         except asyncio.TimeoutError:
             raise RequestTimeoutError(
                 f"the request was not scored within {timeout:g} s; the server is busy, retry "
                 f"later or send fewer documents") from None
 
-    async def _rerank(self, call: RerankCall, key: str | None) -> Ranking:
+    async def _rerank(self, call: RerankCall, query: Document, key: str | None) -> Ranking:
         top_n = _top_n(call.top_n)
         options = ScoreOptions(max_doc_length=_max_doc_length(call.max_tokens_per_doc))
-        query = to_document(call.query, "query")
-        documents = [to_document(_rank_fields(doc, call.rank_fields, f"documents[{i}]"),
-                                 f"documents[{i}]") for i, doc in enumerate(call.documents)]
-        fields = _fields(len(documents))
+        fields = _fields(len(call.documents))
+        documents = [to_document(_rank_fields(doc, call.rank_fields, field), field)
+                     for doc, field in zip(call.documents, fields, strict=True)]
         resolved_query, *resolved = await _gather([
             self._resolve(doc, field)
             for doc, field in zip([query, *documents], ["query", *fields], strict=True)])
@@ -98,7 +97,8 @@ class RerankService:
         echoes = [_echo(raw, doc) for raw, doc in zip(call.documents, documents, strict=True)]
         return _ranking(scores, echoes, top_n, total)
 
-    def _check_limits(self, call: RerankCall) -> None:
+    def _check_limits(self, call: RerankCall) -> Document:
+        """Refuse requests over the server's limits; returns the coerced query."""
         if not call.documents:
             raise InvalidInputError("documents must not be empty")
         limit = self.settings.max_documents
@@ -106,16 +106,17 @@ class RerankService:
             raise InputTooLargeError(f"documents has {len(call.documents)} items; this server "
                                      f"accepts at most {limit} per request")
         # Coerce first, so every query shape (string, {"text"}, vLLM content parts) is measured.
-        text = to_document(call.query, "query").text
+        query = to_document(call.query, "query")
         limit = self.settings.max_query_chars
-        if isinstance(text, str) and len(text) > limit:
-            raise InputTooLargeError(f"query is {len(text)} characters long; this server "
+        if query.text is not None and len(query.text) > limit:
+            raise InputTooLargeError(f"query is {len(query.text)} characters long; this server "
                                      f"accepts at most {limit}")
+        return query
 
     async def _resolve(self, document: Document, field: str) -> Document:
         if not document.images:
             return document
-        names = _image_fields(field, len(document.images))
+        names = image_fields(field, len(document.images))
         images = await _gather([self._load(src, name)
                                 for src, name in zip(document.images, names, strict=True)])
         return Document(text=document.text, images=tuple(images))
@@ -188,9 +189,3 @@ def _echo(raw: Any, document: Document) -> dict[str, Any]:
 def _fields(count: int) -> list[str]:
     return [f"documents[{i}]" for i in range(count)]
 
-
-def _image_fields(field: str, count: int) -> list[str]:
-    """The library's names for a document's images (``documents[2].image[1]``)."""
-    if count == 1:
-        return [f"{field}.image"]
-    return [f"{field}.image[{i}]" for i in range(count)]
