@@ -160,20 +160,8 @@ class Engine:
         ]
 
     def _progress(self, pairs: int) -> Any:
-        """One progress bar over the pairs of a call (a no-op unless ``show_progress``)."""
-        if not self.config.show_progress or pairs < 2:
-            return _NoProgress()
+        """One progress bar over the pairs of a call (disabled unless ``show_progress``)."""
         from tqdm.auto import tqdm
 
-        return tqdm(total=pairs, desc="reranking", unit="pair")
-
-
-class _NoProgress:
-    def __enter__(self) -> _NoProgress:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-    def update(self, count: int) -> None:
-        """Ignore progress."""
+        disable = not self.config.show_progress or pairs < 2
+        return tqdm(total=pairs, desc="reranking", unit="pair", disable=disable)

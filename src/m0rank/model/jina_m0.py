@@ -28,7 +28,6 @@ token goes through the final norm and the head. ``packing=False`` gives the left
 from __future__ import annotations
 
 import logging
-import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -69,7 +68,9 @@ DEFAULT_VISION_CACHE_BYTES = {"cuda": 4 << 30, "cpu": 512 << 20}
 
 
 class JinaM0Module(nn.Module):
-    """Backbone (transformers' ``Qwen2VLModel``, no LM head) plus the score head."""
+    """Backbone (transformers' ``Qwen2VLModel``, no LM head) plus the score head; run through
+    :meth:`forward_packed` or :meth:`forward_padded` (images encoded first, see
+    :meth:`encode_images`)."""
 
     def __init__(self, config: Any) -> None:
         super().__init__()
@@ -78,31 +79,6 @@ class JinaM0Module(nn.Module):
         self.model = Qwen2VLModel(config)
         hidden = config.text_config.hidden_size
         self.score = nn.Sequential(nn.Linear(hidden, hidden), nn.ReLU(), nn.Linear(hidden, 1))
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        pixel_values: torch.Tensor | None = None,
-        image_grid_thw: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Raw logits, one per row, from the last (score) token of left-padded rows.
-
-        The straightforward path, kept as the reference the packed path is tested against.
-        """
-        image_token_id = self.model.config.image_token_id
-        mm_token_type_ids = (input_ids == image_token_id).to(torch.int32)
-        position_ids, _ = self.model.get_rope_index(
-            input_ids, mm_token_type_ids=mm_token_type_ids, image_grid_thw=image_grid_thw,
-            attention_mask=attention_mask,
-        )
-        outputs = self.model(
-            input_ids=input_ids, attention_mask=attention_mask, position_ids=position_ids,
-            pixel_values=pixel_values, image_grid_thw=image_grid_thw,
-            mm_token_type_ids=mm_token_type_ids, use_cache=False,
-        )
-        last_hidden = outputs.last_hidden_state[:, -1]
-        return self.score(last_hidden).squeeze(-1)
 
     def encode_images(self, pixel_values: list[torch.Tensor],
                       grids: list[tuple[int, int, int]]) -> list[torch.Tensor]:
@@ -168,9 +144,6 @@ class JinaM0Reranker(RerankerArchitecture):
         self.pad_token_id = int(encoder.tokenizer.pad_token_id or 151643)
         self.image_token_id = int(module.model.config.image_token_id)
         self.packing = packing
-        # The fast tokenizer's truncation setting is shared state that every call rewrites,
-        # so tokenising is serialised; image decoding and resizing run in parallel.
-        self._tokenizer_lock = threading.Lock()
         if vision_cache_bytes is None:
             vision_cache_bytes = DEFAULT_VISION_CACHE_BYTES.get(device.type, 0)
         self.vision_cache = VisionFeatureCache(vision_cache_bytes)
@@ -208,14 +181,12 @@ class JinaM0Reranker(RerankerArchitecture):
         """
         # prompt order: document first
         images = tuple(self._prepare_image(image) for image in [*document.images, *query.images])
-        with self._tokenizer_lock:
-            doc_text = document.text
-            if doc_text is not None:
-                doc_text = self.encoder.truncate_text(doc_text, options.effective_max_doc_length)
-            prompt = format_m0_prompt(query.text, len(query.images), doc_text,
-                                      len(document.images))
-            ids = self.encoder.encode_ids(prompt, [image.grid for image in images],
-                                   options.prompt_budget, field)
+        doc_text = document.text
+        if doc_text is not None:
+            doc_text = self.encoder.truncate_text(doc_text, options.effective_max_doc_length)
+        prompt = format_m0_prompt(query.text, len(query.images), doc_text, len(document.images))
+        ids = self.encoder.encode_ids(prompt, [image.grid for image in images],
+                                      options.prompt_budget, field)
         return PreparedPair(num_tokens=len(ids) + 1,
                             payload=M0Prompt([*ids, SCORE_TOKEN_ID], images))
 

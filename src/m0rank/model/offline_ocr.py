@@ -18,7 +18,6 @@ as empty text (the model then says it cannot rank the image, rather than scoring
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import logging
 import shutil
@@ -31,6 +30,7 @@ from typing import Protocol
 from PIL import Image
 
 from m0rank.model.offline_lexical import is_cjk, join_cjk_spaces
+from m0rank.model.vision_cache import image_cache_key
 
 __all__ = ["OcrEngine", "TesseractOcr", "RapidOcr", "CachedOcr", "select_ocr_engine",
            "has_readable_text"]
@@ -175,7 +175,7 @@ class CachedOcr:
     def read(self, image: Image.Image) -> str:
         """Cached text of ``image``; a thread asking for an image that another thread is
         reading waits for that result instead of running the OCR twice."""
-        key = _image_key(image)
+        key = image_cache_key(image, "ocr")
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
@@ -199,12 +199,6 @@ class CachedOcr:
             with self._lock:
                 self._reading.pop(key).set()
         return text
-
-
-def _image_key(image: Image.Image) -> str:
-    digest = hashlib.sha256(f"{image.mode}{image.size}".encode())
-    digest.update(image.tobytes())
-    return digest.hexdigest()
 
 
 def select_ocr_engine(languages: list[str], min_confidence: float) -> OcrEngine | None:

@@ -77,9 +77,13 @@ class Qwen2VLInputEncoder:
 
     def truncate_text(self, text: str, max_tokens: int) -> str:
         """The reference's "TEMP FIX": a text reaching ``max_tokens`` tokens is replaced by the
-        decoded text of its first ``max_tokens`` tokens (also when exactly at the limit)."""
-        ids = self.tokenizer(text, add_special_tokens=False, truncation=True,
-                             max_length=max_tokens)["input_ids"]
+        decoded text of its first ``max_tokens`` tokens (also when exactly at the limit).
+
+        The ids are cut here rather than with ``truncation=True``: that flag rewrites the fast
+        tokenizer's shared truncation setting on every call, which races when pairs are
+        prepared on several threads. For one sequence without special tokens the ids are the
+        same (right-side truncation)."""
+        ids = self.tokenize(text)[:max_tokens]
         if len(ids) >= max_tokens:
             return str(self.tokenizer.decode(ids))
         return text
