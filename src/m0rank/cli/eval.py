@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +93,6 @@ def run(args: argparse.Namespace) -> int:
 
 def _quiet_bm25s(verbosity: int) -> None:
     """bm25s sets its own logger to DEBUG when imported; keep it at the CLI's level."""
-    import logging
-
     import bm25s  # noqa: F401 - imported first so its import-time setLevel runs before ours
 
     logging.getLogger("bm25s").setLevel(logging.DEBUG if verbosity >= 2 else logging.WARNING)
@@ -175,19 +174,11 @@ def _model_row(reranker: Any, dataset: dict[str, Any], metrics: list[str], cache
                         max_length=args.max_length, show_progress=not args.no_progress)
 
 
-class _NoCache:
-    def __enter__(self) -> None:
-        return None
-
-    def __exit__(self, *exc: object) -> None:
-        return None
-
-
 def _cache(args: argparse.Namespace, key: str, dataset: str) -> Any:
     from m0rank.eval.cache import ScoreCache
 
     if args.no_cache:
-        return _NoCache()
+        return nullcontext()
     path = args.cache or Path.home() / ".cache" / "m0rank" / "eval_scores.sqlite"
     options = {"max_length": args.max_length, "dtype": args.dtype, "split": args.split,
                "min_pixels": args.min_pixels, "max_pixels": args.max_pixels}

@@ -39,7 +39,7 @@ import torch
 from m0rank.config import ScoreOptions
 from m0rank.errors import InvalidInputError, ModelLoadError
 from m0rank.model.base import LoadOptions, PreparedPair, RerankerArchitecture
-from m0rank.model.loading import read_safetensors
+from m0rank.model.loading import load_exact, read_safetensors
 from m0rank.types import Document
 
 __all__ = ["CrossEncoderReranker", "from_jina_names", "JINA_RENAMES"]
@@ -108,7 +108,8 @@ class CrossEncoderReranker(RerankerArchitecture):
         jina = any(_WQKV.match(name) for name in state)
         if jina:
             state = from_jina_names(state, hf_config.num_attention_heads)
-        _load_exact(module, state, str(path))
+        expected = {k for k in module.state_dict() if not _IGNORED.search(k)}
+        load_exact(module, state, str(path), "XLM-RoBERTa cross-encoder", expected)
         module.to(dtype=options.dtype).eval()
         tokenizer = AutoTokenizer.from_pretrained(path)
         # XLM-R positions start at pad_token_id + 1, so the table holds max_pos - pad - 1 tokens.
@@ -178,18 +179,3 @@ def _read_weights(path: Path) -> dict[str, torch.Tensor]:
         raise ModelLoadError(f"{path} has no model.safetensors or pytorch_model.bin")
     return {k: v for k, v in state.items() if not _IGNORED.search(k)}
 
-
-def _load_exact(module: torch.nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load weights, failing loudly on missing or unexpected tensors (never random weights)."""
-    expected = {k for k in module.state_dict() if not _IGNORED.search(k)}
-    missing, unexpected = sorted(expected - state.keys()), sorted(state.keys() - expected)
-    if missing or unexpected:
-        raise ModelLoadError(
-            f"{source}: checkpoint does not match the XLM-RoBERTa cross-encoder layout; "
-            f"missing {len(missing)} tensors (e.g. {missing[:3]}), unexpected "
-            f"{len(unexpected)} (e.g. {unexpected[:3]})")
-    try:
-        module.load_state_dict(state, strict=False)
-    except RuntimeError as exc:
-        raise ModelLoadError(f"{source}: tensor shapes do not match config.json: "
-                             f"{str(exc)[:300]}") from None

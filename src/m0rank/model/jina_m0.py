@@ -48,7 +48,13 @@ from m0rank.model.jina_m0_inputs import (
     pad,
     resolve_image_features,
 )
-from m0rank.model.loading import read_safetensors
+from m0rank.model.loading import (
+    QWEN2VL_NESTED_PREFIXES,
+    load_exact,
+    qwen2vl_flat_to_nested,
+    qwen2vl_nested_to_flat,
+    read_safetensors,
+)
 from m0rank.model.qwen2vl_packing import decode_packed, enable_packed_attention, to_device
 from m0rank.model.vision_cache import VisionFeatureCache, image_cache_key
 from m0rank.preprocessing.prompt import format_m0_prompt
@@ -167,7 +173,7 @@ class JinaM0Reranker(RerankerArchitecture):
         with _empty_init(options.dtype, device):
             module = JinaM0Module(qwen_config)
         state = to_module_names(read_safetensors(path), source=str(path))
-        _load_exact(module, state, str(path))
+        load_exact(module, state, str(path), "jina-reranker-m0")
         module.to(dtype=options.dtype).eval()
         encoder = Qwen2VLInputEncoder.from_pretrained(path, options.image_sizing)
         return cls(module, encoder, device,
@@ -236,7 +242,7 @@ class JinaM0Reranker(RerankerArchitecture):
         from safetensors.torch import save_file
 
         out_dir.mkdir(parents=True, exist_ok=True)
-        state = {to_flat_name(k): v.detach().cpu().contiguous()
+        state = {qwen2vl_nested_to_flat(k): v.detach().cpu().contiguous()
                  for k, v in self.module.state_dict().items()}
         save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
         config = self.module.model.config.to_dict()
@@ -263,50 +269,15 @@ def to_module_names(state: dict[str, torch.Tensor], source: str) -> dict[str, to
     Nested (transformers >= 4.52): already ``model.language_model.*`` / ``model.visual.*``.
     ``lm_head.*`` is dropped in both.
     """
-    nested = any(k.startswith(("model.language_model.", "model.visual.")) for k in state)
+    nested = any(k.startswith(QWEN2VL_NESTED_PREFIXES) for k in state)
     mapped = {}
     for name, tensor in state.items():
         if name.startswith(_DROPPED_PREFIXES):
             continue
-        mapped[name if nested else _from_flat_name(name)] = tensor
+        mapped[name if nested else qwen2vl_flat_to_nested(name)] = tensor
     if not mapped:
         raise ModelLoadError(f"{source}: the checkpoint holds no usable tensors")
     return mapped
-
-
-def to_flat_name(name: str) -> str:
-    """Module name -> the released checkpoint's flat name."""
-    if name.startswith("model.language_model."):
-        return "model." + name.removeprefix("model.language_model.")
-    if name.startswith("model.visual."):
-        return "visual." + name.removeprefix("model.visual.")
-    return name
-
-
-def _from_flat_name(name: str) -> str:
-    if name.startswith("visual."):
-        return "model." + name
-    if name.startswith("model."):
-        return "model.language_model." + name.removeprefix("model.")
-    return name
-
-
-def _load_exact(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> None:
-    """Load weights, failing loudly on missing or unexpected tensors (never random weights)."""
-    expected = set(module.state_dict())
-    missing = sorted(expected - state.keys())
-    unexpected = sorted(state.keys() - expected)
-    if missing or unexpected:
-        raise ModelLoadError(
-            f"{source}: checkpoint does not match the jina-reranker-m0 layout; "
-            f"missing {len(missing)} tensors (e.g. {missing[:3]}), "
-            f"unexpected {len(unexpected)} (e.g. {unexpected[:3]})"
-        )
-    try:
-        module.load_state_dict(state, strict=True)
-    except RuntimeError as exc:
-        raise ModelLoadError(f"{source}: tensor shapes do not match config.json: "
-                             f"{str(exc)[:300]}") from None
 
 
 @contextmanager

@@ -24,8 +24,16 @@ __all__ = [
     "resolve_checkpoint_dir",
     "read_config",
     "read_safetensors",
+    "load_exact",
+    "qwen2vl_flat_to_nested",
+    "qwen2vl_nested_to_flat",
+    "QWEN2VL_NESTED_PREFIXES",
     "WEIGHT_FILE_PATTERNS",
 ]
+
+# transformers >= 4.52 names Qwen2-VL weights under these; older checkpoints (the released m0,
+# Qwen2-VL-2B-Instruct) use the flat ``model.*`` (language model) and ``visual.*``.
+QWEN2VL_NESTED_PREFIXES = ("model.language_model.", "model.visual.")
 
 logger = logging.getLogger(__name__)
 
@@ -101,7 +109,7 @@ def _from_hub(repo_id: str, *, revision: str | None, cache_dir: str | os.PathLik
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
-    kwargs = dict(repo_id=repo_id, revision=revision, cache_dir=cache_dir,
+    kwargs: dict[str, Any] = dict(repo_id=repo_id, revision=revision, cache_dir=cache_dir,
                   allow_patterns=list(WEIGHT_FILE_PATTERNS))
     try:
         return Path(snapshot_download(local_files_only=True, **kwargs))
@@ -124,3 +132,45 @@ def _not_found_message(repo_id: str, reason: str) -> str:
         f"(e.g. `huggingface-cli download {repo_id} --local-dir ./m0` on a machine with "
         f"internet, then copy it here), or populate the Hugging Face cache (HF_HOME) with it"
     )
+
+
+def qwen2vl_flat_to_nested(name: str) -> str:
+    """Flat Qwen2-VL name -> transformers' nested one (``model.x`` -> ``model.language_model.x``,
+    ``visual.x`` -> ``model.visual.x``); other names are unchanged."""
+    if name.startswith("visual."):
+        return "model." + name
+    if name.startswith("model."):
+        return "model.language_model." + name.removeprefix("model.")
+    return name
+
+
+def qwen2vl_nested_to_flat(name: str) -> str:
+    """The inverse of :func:`qwen2vl_flat_to_nested` (how released checkpoints are written)."""
+    if name.startswith("model.language_model."):
+        return "model." + name.removeprefix("model.language_model.")
+    if name.startswith("model.visual."):
+        return "visual." + name.removeprefix("model.visual.")
+    return name
+
+
+def load_exact(module: Any, state: dict[str, Any], source: str, layout: str,
+               expected: set[str] | None = None) -> None:
+    """Load ``state`` into ``module``, failing on missing or unexpected tensors (never random
+    weights) and on shape mismatches, with messages that name the checkpoint and the layout.
+
+    Args:
+        expected: Names that must be present (default: all of ``module.state_dict()``).
+    """
+    expected = set(module.state_dict()) if expected is None else expected
+    missing, unexpected = sorted(expected - state.keys()), sorted(state.keys() - expected)
+    if missing or unexpected:
+        raise ModelLoadError(
+            f"{source}: checkpoint does not match the {layout} layout; "
+            f"missing {len(missing)} tensors (e.g. {missing[:3]}), "
+            f"unexpected {len(unexpected)} (e.g. {unexpected[:3]})"
+        )
+    try:
+        module.load_state_dict(state, strict=False)
+    except RuntimeError as exc:
+        raise ModelLoadError(f"{source}: tensor shapes do not match config.json: "
+                             f"{str(exc)[:300]}") from None

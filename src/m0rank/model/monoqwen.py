@@ -37,7 +37,13 @@ import torch
 from m0rank.config import ScoreOptions
 from m0rank.errors import InputTooLargeError, InvalidInputError, ModelLoadError
 from m0rank.model.base import LoadOptions, PreparedPair, RerankerArchitecture
-from m0rank.model.loading import read_config, read_safetensors, resolve_checkpoint_dir
+from m0rank.model.loading import (
+    QWEN2VL_NESTED_PREFIXES,
+    qwen2vl_flat_to_nested,
+    read_config,
+    read_safetensors,
+    resolve_checkpoint_dir,
+)
 from m0rank.preprocessing.qwen2vl import EncodedPrompt, Qwen2VLInputEncoder
 from m0rank.types import Document
 
@@ -63,13 +69,7 @@ def format_monoqwen_prompt(query: str) -> str:
 
 def to_transformers_name(name: str) -> str:
     """Old flat Qwen2-VL names (``model.layers``, ``visual.``) -> transformers 5 names."""
-    if name.startswith(("model.language_model.", "model.visual.")):
-        return name
-    if name.startswith("visual."):
-        return "model." + name
-    if name.startswith("model."):
-        return "model.language_model." + name.removeprefix("model.")
-    return name
+    return name if name.startswith(QWEN2VL_NESTED_PREFIXES) else qwen2vl_flat_to_nested(name)
 
 
 class MonoQwenReranker(RerankerArchitecture):

@@ -21,7 +21,8 @@ from typing import Literal
 
 from m0rank.testing.qwen2_tokenizer import qwen2_tokenizer_dir
 
-__all__ = ["TinySizes", "FULL_SIZES", "TINY_SIZES", "write_m0_checkpoint", "m0_config_dict"]
+__all__ = ["TinySizes", "FULL_SIZES", "TINY_SIZES", "write_m0_checkpoint", "m0_config_dict",
+           "write_qwen2vl_side_files", "to_flat_name"]
 
 Naming = Literal["flat", "nested"]
 
@@ -138,13 +139,18 @@ def write_m0_checkpoint(
     config = m0_config_dict(sizes)
     state = _random_state_dict(config, seed, getattr(torch, dtype))
     if naming == "flat":
-        state = {_to_flat_name(name): tensor for name, tensor in state.items()}
+        state = {to_flat_name(name): tensor for name, tensor in state.items()}
     _write_safetensors(state, out_dir, shards)
+    write_qwen2vl_side_files(out_dir, config)
+    return out_dir
+
+
+def write_qwen2vl_side_files(out_dir: Path, config: dict) -> None:
+    """``config.json``, ``preprocessor_config.json`` and the Qwen2-VL tokenizer files."""
     (out_dir / "config.json").write_text(json.dumps(config, indent=2))
     (out_dir / "preprocessor_config.json").write_text(json.dumps(PREPROCESSOR_CONFIG, indent=2))
     for path in qwen2_tokenizer_dir().iterdir():
         shutil.copy(path, out_dir / path.name)
-    return out_dir
 
 
 def _random_state_dict(config: dict, seed: int, dtype: object) -> dict:
@@ -165,7 +171,7 @@ def _random_state_dict(config: dict, seed: int, dtype: object) -> dict:
     return {name: tensor.to(dtype).contiguous() for name, tensor in state.items()}
 
 
-def _to_flat_name(name: str) -> str:
+def to_flat_name(name: str) -> str:
     if name.startswith("model.language_model."):
         return "model." + name.removeprefix("model.language_model.")
     if name.startswith("model.visual."):

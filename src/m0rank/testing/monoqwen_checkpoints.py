@@ -15,11 +15,14 @@ compare independent code paths.
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
-from m0rank.testing.checkpoints import PREPROCESSOR_CONFIG, TINY_SIZES, m0_config_dict
-from m0rank.testing.qwen2_tokenizer import qwen2_tokenizer_dir
+from m0rank.testing.checkpoints import (
+    TINY_SIZES,
+    m0_config_dict,
+    to_flat_name,
+    write_qwen2vl_side_files,
+)
 
 __all__ = ["qwen2vl_base_config", "write_qwen2vl_base", "write_monoqwen_adapter",
            "LORA_TARGETS"]
@@ -46,20 +49,11 @@ def write_qwen2vl_base(out_dir: Path, *, seed: int = 0) -> Path:
     config = qwen2vl_base_config()
     torch.manual_seed(seed)
     model = Qwen2VLForConditionalGeneration(Qwen2VLConfig(**config))
-    state = {}
-    for name, tensor in model.state_dict().items():
-        if name == "lm_head.weight":
-            continue  # tied to the input embeddings, not stored
-        if name.startswith("model.language_model."):
-            name = "model." + name.removeprefix("model.language_model.")
-        elif name.startswith("model.visual."):
-            name = "visual." + name.removeprefix("model.visual.")
-        state[name] = tensor.detach().clone().contiguous()
+    # lm_head is tied to the input embeddings, so it is not stored.
+    state = {to_flat_name(name): tensor.detach().clone().contiguous()
+             for name, tensor in model.state_dict().items() if name != "lm_head.weight"}
     save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
-    (out_dir / "config.json").write_text(json.dumps(config, indent=2))
-    (out_dir / "preprocessor_config.json").write_text(json.dumps(PREPROCESSOR_CONFIG, indent=2))
-    for path in qwen2_tokenizer_dir().iterdir():
-        shutil.copy(path, out_dir / path.name)
+    write_qwen2vl_side_files(out_dir, config)
     return out_dir
 
 
