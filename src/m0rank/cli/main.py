@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "rerank": ("m0rank.cli.rerank", "rank documents against a query"),
     "serve": ("m0rank.cli.serve", "start the Jina/Cohere-compatible HTTP server"),
     "eval": ("m0rank.cli.eval", "evaluate models on BEIR-style collections"),
+    "batch": ("m0rank.cli.batch", "score many pairs into sharded parquet (local or Ray)"),
 }
 
 EXIT_INPUT_ERROR = 2
