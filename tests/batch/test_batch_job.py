@@ -128,3 +128,18 @@ def test_shards_are_whole_queries_in_input_order() -> None:
             for i, q in enumerate("aabbbc")]
     shards = make_shards(rows, 2)
     assert [[r.row for r in s.rows] for s in shards] == [[0, 1], [2, 3, 4], [5]]
+
+
+def test_cli_runs_a_job_and_reports(m0_checkpoint: Path, pairs_file: Path, tmp_path: Path,
+                                    capsys: pytest.CaptureFixture[str]) -> None:
+    from m0rank.cli.main import main
+
+    output = tmp_path / "scores.parquet"
+    argv = ["batch", "--model", str(m0_checkpoint), "--device", "cpu", "--input",
+            str(pairs_file), "--output", str(output), "--shard-size", "3", "--no-progress"]
+    assert main(argv) == 0
+    assert "9 pairs scored" in capsys.readouterr().err
+    assert main(argv) == 2  # exists without --resume
+    assert "pass --resume" in capsys.readouterr().err
+    assert main([*argv, "--resume"]) == 0
+    assert "3 of 3 shards already done" in capsys.readouterr().err
