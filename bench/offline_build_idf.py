@@ -22,7 +22,7 @@ from pathlib import Path
 
 from wordfreq import get_frequency_dict
 
-from m0rank.model.offline_lexical import idf_from_frequency, is_cjk, tokenize
+from m0rank.model.offline.lexical import idf_from_frequency, is_cjk, tokenize
 
 OUT = Path(__file__).resolve().parents[1] / "src/m0rank/builtin/offline-default/idf.json.gz"
 LANGUAGES = {"en": "english", "de": "german", "zh": None}

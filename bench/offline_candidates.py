@@ -27,7 +27,7 @@ from offline_data import bm25_first_stage, load_cranfield, ndcg10, write_result
 
 from m0rank import Reranker
 from m0rank.config import ScoreOptions
-from m0rank.model.offline_lexical import IdfTable, LexicalScorer, tokenize
+from m0rank.model.offline.lexical import IdfTable, LexicalScorer, tokenize
 from m0rank.testing.checkset import LANGUAGES, build_checkset, render_passage
 from m0rank.types import Document
 
@@ -196,7 +196,7 @@ def encoder_speed(reranker: Reranker) -> dict[str, float]:
 
 def ocr_engines(per_language: int = 4) -> dict[str, object]:
     """Character similarity to the truth (difflib ratio) and seconds per page, per engine."""
-    from m0rank.model.offline_ocr import RapidOcr, TesseractOcr
+    from m0rank.model.offline.ocr import RapidOcr, TesseractOcr
 
     engines = {"tesseract eng+deu+chi_sim, one pass": TesseractOcr("eng+deu+chi_sim"),
                "tesseract, chi_sim second pass (shipped)": TesseractOcr(
@@ -218,7 +218,7 @@ def ocr_engines(per_language: int = 4) -> dict[str, object]:
 
 
 def _squash(text: str) -> str:
-    from m0rank.model.offline_lexical import join_cjk_spaces
+    from m0rank.model.offline.lexical import join_cjk_spaces
 
     return join_cjk_spaces(" ".join(text.split()))
 

@@ -78,3 +78,16 @@ def _loopback_only(real_getaddrinfo):  # noqa: ANN001, ANN202
         raise socket.gaierror(f"network disabled in this test (tried to resolve {host!r})")
 
     return getaddrinfo
+
+
+@pytest.fixture(scope="module")
+def m0_model(m0_checkpoint: Path):  # noqa: ANN201 - JinaM0Reranker, imported lazily
+    """A fp32 CPU :class:`JinaM0Reranker` on the tiny checkpoint, packing on, cache on."""
+    import torch
+
+    from m0rank.model.base import LoadOptions
+    from m0rank.model.jina_m0.reranker import JinaM0Reranker
+    from m0rank.model.loading import read_config
+
+    options = LoadOptions(device="cpu", dtype=torch.float32)
+    return JinaM0Reranker.load(m0_checkpoint, read_config(m0_checkpoint), options)

@@ -25,15 +25,8 @@ __all__ = [
     "read_config",
     "read_safetensors",
     "load_exact",
-    "qwen2vl_flat_to_nested",
-    "qwen2vl_nested_to_flat",
-    "QWEN2VL_NESTED_PREFIXES",
     "WEIGHT_FILE_PATTERNS",
 ]
-
-# transformers >= 4.52 names Qwen2-VL weights under these; older checkpoints (the released m0,
-# Qwen2-VL-2B-Instruct) use the flat ``model.*`` (language model) and ``visual.*``.
-QWEN2VL_NESTED_PREFIXES = ("model.language_model.", "model.visual.")
 
 logger = logging.getLogger(__name__)
 
@@ -132,25 +125,6 @@ def _not_found_message(repo_id: str, reason: str) -> str:
         f"(e.g. `huggingface-cli download {repo_id} --local-dir ./m0` on a machine with "
         f"internet, then copy it here), or populate the Hugging Face cache (HF_HOME) with it"
     )
-
-
-def qwen2vl_flat_to_nested(name: str) -> str:
-    """Flat Qwen2-VL name -> transformers' nested one (``model.x`` -> ``model.language_model.x``,
-    ``visual.x`` -> ``model.visual.x``); other names are unchanged."""
-    if name.startswith("visual."):
-        return "model." + name
-    if name.startswith("model."):
-        return "model.language_model." + name.removeprefix("model.")
-    return name
-
-
-def qwen2vl_nested_to_flat(name: str) -> str:
-    """The inverse of :func:`qwen2vl_flat_to_nested` (how released checkpoints are written)."""
-    if name.startswith("model.language_model."):
-        return "model." + name.removeprefix("model.language_model.")
-    if name.startswith("model.visual."):
-        return "visual." + name.removeprefix("model.visual.")
-    return name
 
 
 def load_exact(module: Any, state: dict[str, Any], source: str, layout: str,

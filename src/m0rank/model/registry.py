@@ -14,7 +14,7 @@ from m0rank.errors import UnsupportedArchitectureError
 
 __all__ = ["ARCHITECTURES", "resolve_architecture", "supported_architectures"]
 
-# config.json "architectures" value -> "module:Class". One family per module.
+# config.json "architectures" value -> "module:Class". One family per package.
 ARCHITECTURES: dict[str, str] = {
     # jina-reranker-m0 (Qwen2-VL-2B + MLP score head)
     "JinaVLForRanking": "m0rank.model.jina_m0:JinaM0Reranker",
@@ -24,6 +24,8 @@ ARCHITECTURES: dict[str, str] = {
     "XLMRobertaForSequenceClassification": "m0rank.model.cross_encoder:CrossEncoderReranker",
     # MonoQwen2-VL-v0.1 (Qwen2-VL-2B + LoRA, relevance from "True"/"False" logits)
     "Qwen2VLForConditionalGeneration": "m0rank.model.monoqwen:MonoQwenReranker",
+    # weight-free word-overlap scores for server tests and load tests (built-in m0rank-dummy)
+    "M0RankDummyReranker": "m0rank.model.dummy:DummyReranker",
 }
 
 

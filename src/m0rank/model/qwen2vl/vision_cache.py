@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import hashlib
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from cachetools import LRUCache
+
+from m0rank.types import CacheStats
 
 if TYPE_CHECKING:
     import torch
@@ -51,8 +54,27 @@ def image_cache_key(image: Image.Image, settings: str) -> str:
     return digest.hexdigest()
 
 
+class _CountingLRU(LRUCache[str, CachedFeatures]):
+    """``cachetools.LRUCache`` sized by device bytes that counts what it evicts."""
+
+    def __init__(self, max_bytes: int) -> None:
+        super().__init__(maxsize=max_bytes, getsizeof=_entry_bytes)
+        self.evictions = 0
+
+    def popitem(self) -> tuple[str, CachedFeatures]:
+        self.evictions += 1
+        return super().popitem()
+
+
+def _entry_bytes(entry: CachedFeatures) -> int:
+    return entry.nbytes
+
+
 class VisionFeatureCache:
     """Least-recently-used map ``key -> CachedFeatures`` holding at most ``max_bytes``.
+
+    A ``cachetools.LRUCache`` sized by each entry's device bytes, behind a lock (the server
+    prepares requests in threads while the model runs), plus hit/miss counters.
 
     Args:
         max_bytes: Device bytes the cached features may occupy; ``0`` disables the cache
@@ -65,54 +87,55 @@ class VisionFeatureCache:
     """
 
     def __init__(self, max_bytes: int) -> None:
-        self.max_bytes = max(0, int(max_bytes))
-        self._entries: OrderedDict[str, CachedFeatures] = OrderedDict()
-        self._bytes = 0
         self._lock = threading.Lock()
-        self._counts = {"hits": 0, "misses": 0, "evictions": 0}
+        self._entries = _CountingLRU(max(0, int(max_bytes)))
+        self._evicted_before = 0  # evictions of caches replaced by a new budget
+        self._hits = 0
+        self._misses = 0
+
+    @property
+    def max_bytes(self) -> int:
+        """The byte budget; setting it empties the cache (counters stay)."""
+        return int(self._entries.maxsize)
+
+    @max_bytes.setter
+    def max_bytes(self, value: int) -> None:
+        with self._lock:
+            self._evicted_before += self._entries.evictions
+            self._entries = _CountingLRU(max(0, int(value)))
 
     def get(self, key: str) -> CachedFeatures | None:
         """The entry for ``key`` (marked most recently used), or ``None``. Not counted: the
         caller counts with :meth:`count` once it knows whether the encoder ran."""
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None:
-                self._entries.move_to_end(key)
-            return entry
+            return self._entries.get(key)
 
     def put(self, key: str, entry: CachedFeatures) -> None:
         """Store ``entry``, evicting least-recently-used entries to stay under the budget.
 
         An entry larger than the whole budget is not stored.
         """
-        if entry.nbytes > self.max_bytes:
-            return
         with self._lock:
-            old = self._entries.pop(key, None)
-            if old is not None:
-                self._bytes -= old.nbytes
-            self._entries[key] = entry
-            self._bytes += entry.nbytes
-            while self._bytes > self.max_bytes:
-                _, evicted = self._entries.popitem(last=False)
-                self._bytes -= evicted.nbytes
-                self._counts["evictions"] += 1
+            if 0 < entry.nbytes <= self._entries.maxsize:
+                self._entries[key] = entry
 
     def count(self, *, hits: int = 0, misses: int = 0) -> None:
         """Record images served from the cache (hits) and images the encoder ran on (misses)."""
         with self._lock:
-            self._counts["hits"] += hits
-            self._counts["misses"] += misses
+            self._hits += hits
+            self._misses += misses
 
     def clear(self) -> None:
         """Drop every entry (for example after the vision weights changed); counters stay."""
         with self._lock:
-            self._entries.clear()
-            self._bytes = 0
+            evictions = self._entries.evictions
+            self._entries.clear()  # MutableMapping.clear pops items: not evictions
+            self._entries.evictions = evictions
 
-    def stats(self) -> dict[str, int]:
-        """Counters and current size, prefixed ``vision_cache_`` for metric names."""
+    def stats(self) -> CacheStats:
+        """Counters and current size, reported as ``cache="vision"``."""
         with self._lock:
-            values = {**self._counts, "entries": len(self._entries), "bytes": self._bytes,
-                      "max_bytes": self.max_bytes}
-        return {f"vision_cache_{name}": value for name, value in values.items()}
+            return CacheStats(hits=self._hits, misses=self._misses,
+                              evictions=self._evicted_before + self._entries.evictions,
+                              entries=len(self._entries), bytes=int(self._entries.currsize),
+                              max_bytes=int(self._entries.maxsize))

@@ -144,8 +144,8 @@ def test_empty_query_is_refused(offline) -> None:
 
 def test_caches_count_hits(offline) -> None:
     page = render_passage("Chlorophyll absorbs light for photosynthesis.")
-    before = offline.model.cache_stats()
+    before = offline.model.cache_stats()["ocr"]
     offline.score("photosynthesis", [{"image": page}, {"image": page.copy()}])
-    after = offline.model.cache_stats()
-    assert after["ocr_misses"] - before["ocr_misses"] == 1
-    assert after["ocr_hits"] - before["ocr_hits"] == 1
+    after = offline.model.cache_stats()["ocr"]
+    assert after.misses - before.misses == 1
+    assert after.hits - before.hits == 1

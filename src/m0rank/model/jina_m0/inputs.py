@@ -1,10 +1,10 @@
 """jina-reranker-m0 micro-batch inputs: per-pair payload, image features, packed and padded tensors.
 
-Split from ``jina_m0.py`` so the family file stays readable: this module turns the prepared
+Split from ``reranker.py`` so the family file stays readable: this module turns the prepared
 pairs of one micro-batch into device tensors, either
 
 - *packed*: all pairs back to back in one ``(1, tokens)`` sequence with per-pair M-RoPE
-  positions and boundaries (see ``qwen2vl_packing``), or
+  positions and boundaries (see ``model.qwen2vl.packing``), or
 - *padded*: left-padded ``(pairs, longest)`` rows as the reference builds them.
 
 Image features come from the vision-feature cache when the page was seen before, otherwise
@@ -20,8 +20,9 @@ from typing import Any
 
 import torch
 
-from m0rank.model.qwen2vl_packing import PackedSegments, pair_positions, to_device
-from m0rank.model.vision_cache import CachedFeatures, VisionFeatureCache
+from m0rank.model.qwen2vl.collate import left_pad
+from m0rank.model.qwen2vl.packing import PackedSegments, pair_positions, to_device
+from m0rank.model.qwen2vl.vision_cache import CachedFeatures, VisionFeatureCache
 
 __all__ = ["M0Image", "M0Prompt", "PackedInputs", "PaddedInputs", "resolve_image_features",
            "pack", "pad"]
@@ -129,12 +130,7 @@ def pack(prompts: Sequence[M0Prompt], backbone: Any, image_token_id: int,
 def pad(prompts: Sequence[M0Prompt], backbone: Any, image_token_id: int, pad_token_id: int,
         device: torch.device) -> PaddedInputs:
     """Left-padded rows and M-RoPE positions over the non-padded tokens (reference layout)."""
-    longest = max(len(prompt.input_ids) for prompt in prompts)
-    ids = torch.full((len(prompts), longest), pad_token_id, dtype=torch.long)
-    mask = torch.zeros((len(prompts), longest), dtype=torch.long)
-    for row, prompt in enumerate(prompts):
-        ids[row, longest - len(prompt.input_ids):] = torch.tensor(prompt.input_ids)
-        mask[row, longest - len(prompt.input_ids):] = 1
+    ids, mask = left_pad([prompt.input_ids for prompt in prompts], pad_token_id)
     grids = [image.grid for prompt in prompts for image in prompt.images]
     positions, _ = backbone.get_rope_index(
         ids, mm_token_type_ids=(ids == image_token_id).to(torch.int32),

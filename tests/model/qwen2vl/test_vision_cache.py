@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from tests.perf.helpers import page
+from tests.support.bench import page
 
 from m0rank.config import ScoreOptions
-from m0rank.model.vision_cache import CachedFeatures, VisionFeatureCache, image_cache_key
+from m0rank.model.qwen2vl.vision_cache import CachedFeatures, VisionFeatureCache, image_cache_key
 from m0rank.types import Document
 
 
@@ -24,9 +24,9 @@ def test_lru_evicts_least_recently_used_to_stay_under_budget() -> None:
     assert cache.get("b") is None
     assert all(cache.get(key) is not None for key in "acd")
     stats = cache.stats()
-    assert stats["vision_cache_entries"] == 3
-    assert stats["vision_cache_bytes"] == 48
-    assert stats["vision_cache_evictions"] == 1
+    assert stats.entries == 3
+    assert stats.bytes == 48
+    assert stats.evictions == 1
 
 
 def test_entry_larger_than_budget_is_not_stored_and_zero_disables() -> None:
@@ -36,16 +36,16 @@ def test_entry_larger_than_budget_is_not_stored_and_zero_disables() -> None:
     disabled = VisionFeatureCache(max_bytes=0)
     disabled.put("a", _entry(1))
     assert disabled.get("a") is None
-    assert disabled.stats()["vision_cache_bytes"] == 0
+    assert disabled.stats().bytes == 0
 
 
 def test_replacing_a_key_keeps_byte_count_exact() -> None:
     cache = VisionFeatureCache(max_bytes=1000)
     cache.put("a", _entry(2))
     cache.put("a", _entry(3))
-    assert cache.stats()["vision_cache_bytes"] == 48
+    assert cache.stats().bytes == 48
     cache.clear()
-    assert cache.stats()["vision_cache_bytes"] == 0 and cache.get("a") is None
+    assert cache.stats().bytes == 0 and cache.get("a") is None
 
 
 def test_key_depends_on_pixels_and_settings_only() -> None:
@@ -58,24 +58,24 @@ def test_key_depends_on_pixels_and_settings_only() -> None:
 
 def test_page_encoded_once_across_queries_with_identical_scores(m0_model) -> None:  # noqa: ANN001
     m0_model.vision_cache.clear()
-    before = m0_model.cache_stats()
+    before = m0_model.cache_stats()["vision"]
     document = Document(images=(page((200, 30, 30), (300, 200)),))
     cold = [m0_model.preprocess(Document(text=q), document, ScoreOptions(), "p")
             for q in ("first query", "second query")]
     assert all(image.features is None for pair in cold for image in pair.payload.images)
     first = m0_model.forward(cold).numpy()  # same page twice in one micro-batch
-    after_first = m0_model.cache_stats()
-    assert after_first["vision_cache_misses"] - before["vision_cache_misses"] == 1
-    assert after_first["vision_cache_hits"] - before["vision_cache_hits"] == 1
+    after_first = m0_model.cache_stats()["vision"]
+    assert after_first.misses - before.misses == 1
+    assert after_first.hits - before.hits == 1
 
     warm = [m0_model.preprocess(Document(text=q), document, ScoreOptions(), "p")
             for q in ("first query", "second query")]
     assert all(image.pixel_values is None for pair in warm for image in pair.payload.images)
     second = m0_model.forward(warm).numpy()
-    after_second = m0_model.cache_stats()
-    assert after_second["vision_cache_misses"] == after_first["vision_cache_misses"]
-    assert after_second["vision_cache_hits"] - after_first["vision_cache_hits"] == 2
-    assert after_second["vision_cache_entries"] >= 1
+    after_second = m0_model.cache_stats()["vision"]
+    assert after_second.misses == after_first.misses
+    assert after_second.hits - after_first.hits == 2
+    assert after_second.entries >= 1
     np.testing.assert_array_equal(first, second)
 
 

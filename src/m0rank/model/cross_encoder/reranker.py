@@ -115,7 +115,8 @@ class CrossEncoderReranker(RerankerArchitecture):
         # XLM-R positions start at pad_token_id + 1, so the table holds max_pos - pad - 1 tokens.
         fits = hf_config.max_position_embeddings - hf_config.pad_token_id - 1
         return cls(module, tokenizer, device, min(JINA_MAX_LENGTH if jina else BGE_MAX_LENGTH,
-                                                  fits))
+                                                  fits),
+                   model_name=options.model_name or "cross-encoder")
 
     def preprocess(self, query: Document, document: Document, options: ScoreOptions,
                    field: str) -> PreparedPair:

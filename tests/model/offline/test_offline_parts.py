@@ -7,13 +7,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from m0rank.model import offline_ocr
-from m0rank.model.offline import OfflineReranker, OfflineSettings
-from m0rank.model.offline_lexical import IdfTable, LexicalScorer, detect_latin_language, tokenize
-from m0rank.model.offline_ocr import CachedOcr, has_readable_text, select_ocr_engine
+from m0rank.model.offline import ocr as offline_ocr
+from m0rank.model.offline.lexical import IdfTable, LexicalScorer, detect_latin_language, tokenize
+from m0rank.model.offline.ocr import CachedOcr, has_readable_text, select_ocr_engine
+from m0rank.model.offline.reranker import OfflineReranker, OfflineSettings
 from m0rank.testing.checkset import render_passage
 
-BUILTIN = Path(__file__).resolve().parents[2] / "src/m0rank/builtin/offline-default"
+BUILTIN = Path(__file__).resolve().parents[3] / "src/m0rank/builtin/offline-default"
 
 
 @pytest.fixture(scope="module")
@@ -111,7 +111,7 @@ def test_encoder_matches_transformers_bert(offline) -> None:
     import torch
     from transformers import BertModel
 
-    from m0rank.model.offline_encoder import bundled_minilm_dir
+    from m0rank.model.offline.encoder import bundled_minilm_dir
 
     encoder = offline.model.encoder
     texts = ["A man is eating food.", "Größe 北京 " * 120]

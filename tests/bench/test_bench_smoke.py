@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from tests.perf.helpers import load_bench
+from tests.support.bench import load_bench
 
 
 def test_throughput_script_reports_every_method_with_parity(tmp_path: Path) -> None:
@@ -21,7 +21,7 @@ def test_throughput_script_reports_every_method_with_parity(tmp_path: Path) -> N
     assert set(report["workloads"]) == {"text", "image", "mixed"}
     image = report["workloads"]["image"]
     assert set(image["methods"]) == {"reference", "engine_padded", "engine", "engine_warm"}
-    assert image["methods"]["engine_warm"]["cache"]["vision_cache_hits"] >= 2
+    assert image["methods"]["engine_warm"]["cache"]["vision"]["hits"] >= 2
     for workload in report["workloads"].values():
         assert workload["methods"]["engine"]["pad_fraction"] == 0.0
         for parity in workload["parity"].values():

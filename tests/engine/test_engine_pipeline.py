@@ -49,6 +49,7 @@ class _CountingModel(RerankerArchitecture):
         self.packs_sequences = packs
         self.events: list[str] = []
         self.batches: list[int] = []
+        self.overlaps_batches = pipelined
         if pipelined:
             self.launch = self._launch
             self.collect = self._collect

@@ -23,14 +23,15 @@ import logging
 import shutil
 import subprocess
 import threading
-from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Protocol
 
+from cachetools import LRUCache
 from PIL import Image
 
-from m0rank.model.offline_lexical import is_cjk, join_cjk_spaces
-from m0rank.model.vision_cache import image_cache_key
+from m0rank.model.offline.lexical import is_cjk, join_cjk_spaces
+from m0rank.model.qwen2vl.vision_cache import image_cache_key
+from m0rank.types import CacheStats
 
 __all__ = ["OcrEngine", "TesseractOcr", "RapidOcr", "CachedOcr", "select_ocr_engine",
            "has_readable_text"]
@@ -44,6 +45,17 @@ class OcrEngine(Protocol):
     """Anything that turns an RGB image into text (empty when none is found)."""
 
     name: str
+
+    @property
+    def max_entries(self) -> int:
+        """Most pages whose text is kept."""
+        return int(self._cache.maxsize)
+
+    def stats(self) -> CacheStats:
+        """Counters reported as ``cache="ocr"``."""
+        with self._lock:
+            return CacheStats(hits=self.hits, misses=self.misses, entries=len(self._cache),
+                              max_bytes=0)
 
     def read(self, image: Image.Image) -> str:
         """Text of ``image``, lines separated by newlines."""
@@ -77,6 +89,17 @@ class TesseractOcr:
     timeout: float = 60.0
     binary: str = "tesseract"
     name: str = "tesseract"
+
+    @property
+    def max_entries(self) -> int:
+        """Most pages whose text is kept."""
+        return int(self._cache.maxsize)
+
+    def stats(self) -> CacheStats:
+        """Counters reported as ``cache="ocr"``."""
+        with self._lock:
+            return CacheStats(hits=self.hits, misses=self.misses, entries=len(self._cache),
+                              max_bytes=0)
 
     def read(self, image: Image.Image) -> str:
         """Run tesseract on ``image``; an engine failure is logged and reads as no text.
@@ -148,6 +171,17 @@ class RapidOcr:
         self._engine = RapidOCR()
         self.min_score = min_score
 
+    @property
+    def max_entries(self) -> int:
+        """Most pages whose text is kept."""
+        return int(self._cache.maxsize)
+
+    def stats(self) -> CacheStats:
+        """Counters reported as ``cache="ocr"``."""
+        with self._lock:
+            return CacheStats(hits=self.hits, misses=self.misses, entries=len(self._cache),
+                              max_bytes=0)
+
     def read(self, image: Image.Image) -> str:
         """Detected lines with recognition score >= ``min_score``, top to bottom."""
         import numpy as np
@@ -165,12 +199,22 @@ class CachedOcr:
     def __init__(self, engine: OcrEngine, max_entries: int = 1024) -> None:
         self.engine = engine
         self.name = engine.name
-        self.max_entries = max_entries
-        self._cache: OrderedDict[str, str] = OrderedDict()
+        self._cache: LRUCache[str, str] = LRUCache(maxsize=max_entries)
         self._lock = threading.Lock()
         self._reading: dict[str, threading.Event] = {}
         self.hits = 0
         self.misses = 0
+
+    @property
+    def max_entries(self) -> int:
+        """Most pages whose text is kept."""
+        return int(self._cache.maxsize)
+
+    def stats(self) -> CacheStats:
+        """Counters reported as ``cache="ocr"``."""
+        with self._lock:
+            return CacheStats(hits=self.hits, misses=self.misses, entries=len(self._cache),
+                              max_bytes=0)
 
     def read(self, image: Image.Image) -> str:
         """Cached text of ``image``; a thread asking for an image that another thread is
@@ -180,7 +224,6 @@ class CachedOcr:
             cached = self._cache.get(key)
             if cached is not None:
                 self.hits += 1
-                self._cache.move_to_end(key)
                 return cached
             in_flight = self._reading.get(key)
             if in_flight is None:
@@ -193,8 +236,6 @@ class CachedOcr:
             text = self.engine.read(image)
             with self._lock:
                 self._cache[key] = text
-                if len(self._cache) > self.max_entries:
-                    self._cache.popitem(last=False)
         finally:
             with self._lock:
                 self._reading.pop(key).set()

@@ -37,17 +37,13 @@ import torch
 from m0rank.config import ScoreOptions
 from m0rank.errors import InputTooLargeError, InvalidInputError, ModelLoadError
 from m0rank.model.base import LoadOptions, PreparedPair, RerankerArchitecture
-from m0rank.model.loading import (
-    QWEN2VL_NESTED_PREFIXES,
-    qwen2vl_flat_to_nested,
-    read_config,
-    read_safetensors,
-    resolve_checkpoint_dir,
-)
-from m0rank.preprocessing.qwen2vl import EncodedPrompt, Qwen2VLInputEncoder
+from m0rank.model.loading import read_config, read_safetensors, resolve_checkpoint_dir
+from m0rank.model.qwen2vl.collate import QWEN2_PAD_TOKEN_ID, left_pad
+from m0rank.model.qwen2vl.inputs import EncodedPrompt, Qwen2VLInputEncoder
+from m0rank.model.qwen2vl.weights import flat_to_nested, load_qwen2vl_state
 from m0rank.types import Document
 
-__all__ = ["MonoQwenReranker", "format_monoqwen_prompt", "to_transformers_name", "PROMPT"]
+__all__ = ["MonoQwenReranker", "format_monoqwen_prompt", "PROMPT"]
 
 logger = logging.getLogger(__name__)
 
@@ -67,11 +63,6 @@ def format_monoqwen_prompt(query: str) -> str:
     return _CHAT.format(text=PROMPT.format(query=query))
 
 
-def to_transformers_name(name: str) -> str:
-    """Old flat Qwen2-VL names (``model.layers``, ``visual.``) -> transformers 5 names."""
-    return name if name.startswith(QWEN2VL_NESTED_PREFIXES) else qwen2vl_flat_to_nested(name)
-
-
 class MonoQwenReranker(RerankerArchitecture):
     """Qwen2-VL + merged LoRA, scored by the "True" vs "False" next-token logits."""
 
@@ -86,7 +77,7 @@ class MonoQwenReranker(RerankerArchitecture):
         tokenizer = encoder.tokenizer
         self.token_ids = (int(tokenizer.convert_tokens_to_ids(TRUE_TOKEN)),
                           int(tokenizer.convert_tokens_to_ids(FALSE_TOKEN)))
-        self.pad_token_id = int(tokenizer.pad_token_id or 151643)
+        self.pad_token_id = int(tokenizer.pad_token_id or QWEN2_PAD_TOKEN_ID)
 
     @classmethod
     def load(cls, path: Path, config: dict[str, Any], options: LoadOptions) -> MonoQwenReranker:
@@ -102,7 +93,8 @@ class MonoQwenReranker(RerankerArchitecture):
         # The released adapter ships no tokenizer: the card loads the base's processor.
         source = path if (path / "tokenizer.json").exists() else base
         encoder = Qwen2VLInputEncoder.from_pretrained(source, options.image_sizing)
-        return cls(module, encoder, torch.device(options.device))
+        return cls(module, encoder, torch.device(options.device),
+                   model_name=options.model_name or "MonoQwen2-VL")
 
     def preprocess(self, query: Document, document: Document, options: ScoreOptions,
                    field: str) -> PreparedPair:
@@ -141,12 +133,7 @@ class MonoQwenReranker(RerankerArchitecture):
         return torch.sigmoid(logits).tolist()
 
     def _collate(self, encoded: Sequence[EncodedPrompt]) -> dict[str, Any]:
-        longest = max(len(item.input_ids) for item in encoded)
-        ids = torch.full((len(encoded), longest), self.pad_token_id, dtype=torch.long)
-        mask = torch.zeros((len(encoded), longest), dtype=torch.long)
-        for row, item in enumerate(encoded):
-            ids[row, longest - len(item.input_ids):] = torch.tensor(item.input_ids)
-            mask[row, longest - len(item.input_ids):] = 1
+        ids, mask = left_pad([item.input_ids for item in encoded], self.pad_token_id)
         dtype = next(self.module.parameters()).dtype
         pixels = torch.cat([item.pixel_values for item in encoded])
         grids = [grid for item in encoded for grid in item.image_grid_thw]
@@ -185,17 +172,12 @@ def _build_base(base: Path, config: dict[str, Any], options: LoadOptions) -> Any
                                            if k not in _CONFIG_DROP})
     with no_init_weights(), torch.device(options.device):
         module = Qwen2VLForConditionalGeneration(qwen_config)
-    state = {to_transformers_name(k): v for k, v in read_safetensors(base).items()}
+    state = {flat_to_nested(k): v for k, v in read_safetensors(base).items()}
     expected = set(module.state_dict())
     if qwen_config.tie_word_embeddings:
         expected.discard("lm_head.weight")
         state.pop("lm_head.weight", None)
-    missing, unexpected = sorted(expected - state.keys()), sorted(state.keys() - expected)
-    if missing or unexpected:
-        raise ModelLoadError(f"{base}: not a Qwen2-VL checkpoint; missing {len(missing)} "
-                             f"(e.g. {missing[:3]}), unexpected {len(unexpected)} "
-                             f"(e.g. {unexpected[:3]})")
-    module.load_state_dict(state, strict=False)
+    load_qwen2vl_state(module, state, str(base), "Qwen2-VL", expected)
     if qwen_config.tie_word_embeddings:
         module.lm_head.weight = module.model.language_model.embed_tokens.weight
     return module
@@ -211,7 +193,7 @@ def _merge_adapter(module: Any, path: Path, adapter: dict[str, Any]) -> Any:
         warnings.filterwarnings("ignore", message=".*base_model_name_or_path.*")
         peft_model = get_peft_model(module, lora)
     raw = read_safetensors_file(path / "adapter_model.safetensors")
-    state = {_ADAPTER_PREFIX + to_transformers_name(k.removeprefix(_ADAPTER_PREFIX)): v
+    state = {_ADAPTER_PREFIX + flat_to_nested(k.removeprefix(_ADAPTER_PREFIX)): v
              for k, v in raw.items()}
     result = set_peft_model_state_dict(peft_model, state)
     unexpected = list(getattr(result, "unexpected_keys", []))

@@ -1,7 +1,7 @@
 """Packed forward (pairs back to back, per-pair attention) equals the padded forward.
 
 The padded path is the straightforward one (checked against an independent transformers
-computation in ``tests/test_parity.py``); packing must not change any score beyond fp32
+computation in ``tests/model/jina_m0/test_parity.py``); packing must not change any score beyond fp32
 rounding, whatever the mix of lengths and modalities in a micro-batch.
 """
 
@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from tests.perf.helpers import page
+from tests.support.bench import page
 
 from m0rank.config import ScoreOptions
-from m0rank.model.qwen2vl_packing import PackedSegments, packed_attention, pair_positions
+from m0rank.model.qwen2vl.packing import PackedSegments, packed_attention, pair_positions
 from m0rank.types import Document
 
 
@@ -157,7 +157,7 @@ def test_varlen_wiring_matches_per_pair_attention(monkeypatch: pytest.MonkeyPatc
     emulated on the CPU for both signatures torch has shipped."""
     import torch.nn.attention.varlen as varlen
 
-    from m0rank.model import qwen2vl_packing
+    from m0rank.model.qwen2vl import packing as qwen2vl_packing
 
     monkeypatch.setattr(varlen, "varlen_attn", fake)
     qwen2vl_packing.varlen_signature.cache_clear()

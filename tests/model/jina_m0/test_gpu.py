@@ -10,10 +10,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from tests.perf.helpers import load_bench, page
+from tests.support.bench import load_bench, page
 
 from m0rank.config import ScoreOptions
-from m0rank.model.qwen2vl_packing import (
+from m0rank.model.qwen2vl.packing import (
     PackedSegments,
     _per_pair_attention,
     _varlen_attention,

@@ -20,9 +20,10 @@ Choices where the reference is silent or unconfirmed (written down as asked):
   ``Identity``); it is dropped at load time without a warning.
 
 How it runs (same scores, less work; docs/performance.md): micro-batches are packed without
-padding and attend per pair (``qwen2vl_packing``), the vision tower runs once per micro-batch
-over every image not in the vision-feature cache (``vision_cache``), and only each pair's last
-token goes through the final norm and the head. ``packing=False`` gives the left-padded path.
+padding and attend per pair (``m0rank.model.qwen2vl.packing``), the vision tower runs once
+per micro-batch over every image not in the vision-feature cache (``vision_cache``), and only
+each pair's last token goes through the final norm and the head. ``packing=False`` gives the
+left-padded path.
 """
 
 from __future__ import annotations
@@ -37,9 +38,8 @@ import torch
 from torch import nn
 
 from m0rank.config import ScoreOptions
-from m0rank.errors import ModelLoadError
 from m0rank.model.base import LoadOptions, PreparedPair, RerankerArchitecture
-from m0rank.model.jina_m0_inputs import (
+from m0rank.model.jina_m0.inputs import (
     M0Image,
     M0Prompt,
     PackedInputs,
@@ -48,18 +48,14 @@ from m0rank.model.jina_m0_inputs import (
     pad,
     resolve_image_features,
 )
-from m0rank.model.loading import (
-    QWEN2VL_NESTED_PREFIXES,
-    load_exact,
-    qwen2vl_flat_to_nested,
-    qwen2vl_nested_to_flat,
-    read_safetensors,
-)
-from m0rank.model.qwen2vl_packing import decode_packed, enable_packed_attention, to_device
-from m0rank.model.vision_cache import VisionFeatureCache, image_cache_key
-from m0rank.preprocessing.prompt import format_m0_prompt
-from m0rank.preprocessing.qwen2vl import Qwen2VLInputEncoder
-from m0rank.types import Document
+from m0rank.model.jina_m0.prompt import format_m0_prompt
+from m0rank.model.loading import read_safetensors
+from m0rank.model.qwen2vl.collate import QWEN2_PAD_TOKEN_ID
+from m0rank.model.qwen2vl.inputs import Qwen2VLInputEncoder
+from m0rank.model.qwen2vl.packing import decode_packed, enable_packed_attention, to_device
+from m0rank.model.qwen2vl.vision_cache import VisionFeatureCache, image_cache_key
+from m0rank.model.qwen2vl.weights import load_qwen2vl_state, to_flat_names, to_nested_names
+from m0rank.types import CacheStats, Document
 
 __all__ = ["JinaM0Reranker", "JinaM0Module", "SCORE_TOKEN_ID", "LOGIT_BIAS", "to_module_names"]
 
@@ -137,8 +133,10 @@ class JinaM0Reranker(RerankerArchitecture):
     """
 
     architecture_names: ClassVar[tuple[str, ...]] = ("JinaVLForRanking",)
-    # preprocess is thread-safe (tokenising is locked), so the engine may run it in threads
+    # preprocess is thread-safe (the tokenizer is only read), so the engine may run it in
+    # threads; forward is split into launch/collect so batch n + 1 is queued before n is read
     parallel_preprocess: ClassVar[bool] = True
+    overlaps_batches: ClassVar[bool] = True
 
     def __init__(self, module: JinaM0Module, encoder: Qwen2VLInputEncoder, device: torch.device,
                  model_name: str = "jina-reranker-m0", *, vision_cache_bytes: int | None = None,
@@ -147,7 +145,7 @@ class JinaM0Reranker(RerankerArchitecture):
         self.encoder = encoder
         self.device = device
         self.model_name = model_name
-        self.pad_token_id = int(encoder.tokenizer.pad_token_id or 151643)
+        self.pad_token_id = int(encoder.tokenizer.pad_token_id or QWEN2_PAD_TOKEN_ID)
         self.image_token_id = int(module.model.config.image_token_id)
         self.packing = packing
         if vision_cache_bytes is None:
@@ -157,7 +155,7 @@ class JinaM0Reranker(RerankerArchitecture):
         enable_packed_attention(module.model.language_model)
 
     @property
-    def packs_sequences(self) -> bool:
+    def packs_sequences(self) -> bool:  # type: ignore[override]
         """True when micro-batches cost their real tokens (packed), not rows x longest."""
         return self.packing
 
@@ -173,10 +171,10 @@ class JinaM0Reranker(RerankerArchitecture):
         with _empty_init(options.dtype, device):
             module = JinaM0Module(qwen_config)
         state = to_module_names(read_safetensors(path), source=str(path))
-        load_exact(module, state, str(path), "jina-reranker-m0")
+        load_qwen2vl_state(module, state, str(path), "jina-reranker-m0")
         module.to(dtype=options.dtype).eval()
         encoder = Qwen2VLInputEncoder.from_pretrained(path, options.image_sizing)
-        return cls(module, encoder, device,
+        return cls(module, encoder, device, options.model_name or "jina-reranker-m0",
                    vision_cache_bytes=options.vision_cache_bytes)
 
     def preprocess(self, query: Document, document: Document, options: ScoreOptions,
@@ -226,10 +224,9 @@ class JinaM0Reranker(RerankerArchitecture):
         """``sigmoid(logit - 2.65)``, the reference's normalisation."""
         return torch.sigmoid(logits - LOGIT_BIAS).tolist()
 
-    def cache_stats(self) -> dict[str, int]:
-        """Vision-feature cache counters (``vision_cache_hits``, ``_misses``, ``_evictions``,
-        ``_entries``, ``_bytes``, ``_max_bytes``) for the server's metrics."""
-        return self.vision_cache.stats()
+    def cache_stats(self) -> dict[str, CacheStats]:
+        """The vision-feature cache's counters, reported as ``cache="vision"``."""
+        return {"vision": self.vision_cache.stats()}
 
     def warmup(self) -> None:
         """One tiny text pair through the model."""
@@ -242,8 +239,8 @@ class JinaM0Reranker(RerankerArchitecture):
         from safetensors.torch import save_file
 
         out_dir.mkdir(parents=True, exist_ok=True)
-        state = {qwen2vl_nested_to_flat(k): v.detach().cpu().contiguous()
-                 for k, v in self.module.state_dict().items()}
+        state = to_flat_names({k: v.detach().cpu().contiguous()
+                               for k, v in self.module.state_dict().items()})
         save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
         config = self.module.model.config.to_dict()
         config["architectures"] = list(self.architecture_names)
@@ -269,15 +266,7 @@ def to_module_names(state: dict[str, torch.Tensor], source: str) -> dict[str, to
     Nested (transformers >= 4.52): already ``model.language_model.*`` / ``model.visual.*``.
     ``lm_head.*`` is dropped in both.
     """
-    nested = any(k.startswith(QWEN2VL_NESTED_PREFIXES) for k in state)
-    mapped = {}
-    for name, tensor in state.items():
-        if name.startswith(_DROPPED_PREFIXES):
-            continue
-        mapped[name if nested else qwen2vl_flat_to_nested(name)] = tensor
-    if not mapped:
-        raise ModelLoadError(f"{source}: the checkpoint holds no usable tensors")
-    return mapped
+    return to_nested_names(state, source, dropped_prefixes=_DROPPED_PREFIXES)
 
 
 @contextmanager
