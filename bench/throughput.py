@@ -33,6 +33,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import platform
 import random
@@ -52,8 +53,8 @@ sys.path.insert(0, str(ROOT / "src"))
 
 from m0rank.config import EngineConfig, ImageSizing, ScoreOptions  # noqa: E402
 from m0rank.engine import Engine  # noqa: E402
-from m0rank.model.jina_m0 import JinaM0Module, JinaM0Reranker  # noqa: E402
-from m0rank.preprocessing.qwen2vl import Qwen2VLInputEncoder  # noqa: E402
+from m0rank.model.jina_m0.reranker import JinaM0Module, JinaM0Reranker  # noqa: E402
+from m0rank.model.qwen2vl.inputs import Qwen2VLInputEncoder  # noqa: E402
 from m0rank.testing.checkpoints import (  # noqa: E402
     FULL_SIZES,
     PREPROCESSOR_CONFIG,
@@ -353,7 +354,8 @@ def run_workload(model: JinaM0Reranker, workload: Workload, args: argparse.Names
             stats_warm = _best(stats_warm, stats)
         summary["methods"]["engine_warm"] = _rates(stats_warm, len(tokens), real_tokens,
                                                    total_flop, 0.0)
-        summary["methods"]["engine_warm"]["cache"] = model.cache_stats()
+        summary["methods"]["engine_warm"]["cache"] = {
+            name: dataclasses.asdict(stats) for name, stats in model.cache_stats().items()}
     _compare(summary, scores, workload)
     return summary
 

@@ -25,11 +25,12 @@ from m0rank.config import (
     ScoreOptions,
 )
 from m0rank.engine import Engine
+from m0rank.engine.ranking import check_top_n, rank_order
 from m0rank.errors import InvalidInputError, describe_value
-from m0rank.model.base import LoadOptions, RerankerArchitecture
+from m0rank.model.base import LoadOptions, RerankerArchitecture, display_name
 from m0rank.model.loading import read_config, resolve_checkpoint_dir
 from m0rank.model.registry import resolve_architecture
-from m0rank.preprocessing.inputs import coerce_documents, resolve_document, to_document
+from m0rank.preprocessing.inputs import resolve_document, to_document, to_documents
 from m0rank.types import Document, PairScore, RankResult
 
 __all__ = ["Reranker", "DEFAULT_MODEL", "BUILTIN_MODELS", "select_device", "select_dtype"]
@@ -40,6 +41,7 @@ _BUILTIN_ROOT = Path(__file__).parent / "builtin"
 # Names that resolve to model folders shipped inside the package (no download, no hub).
 BUILTIN_MODELS: dict[str, Path] = {
     "m0rank-offline": _BUILTIN_ROOT / "offline-default",
+    "m0rank-dummy": _BUILTIN_ROOT / "dummy",
 }
 DEFAULT_MODEL = "m0rank-offline"
 
@@ -118,10 +120,9 @@ class Reranker:
         options = LoadOptions(device=resolved_device, dtype=select_dtype(dtype, resolved_device),
                               image_sizing=sizing, vision_cache_bytes=vision_cache_bytes,
                               cache_dir=None if cache_dir is None else str(cache_dir),
-                              local_files_only=local_files_only)
+                              local_files_only=local_files_only,
+                              model_name=display_name(str(name)))
         model = architecture.load(path, config, options)
-        # "jinaai/jina-reranker-m0" or "/models/jina-reranker-m0" -> "jina-reranker-m0".
-        model.model_name = Path(str(name).rstrip("/")).name
         logger.info("loaded %s (%s) on %s", path, type(model).__name__, resolved_device)
         engine_config = EngineConfig(max_batch_tokens=max_batch_tokens,
                                      max_batch_size=max_batch_size, show_progress=show_progress)
@@ -159,13 +160,11 @@ class Reranker:
             InvalidInputError: Empty or malformed query/documents, bad ``top_n``.
             ImageError: An image cannot be read or has an unusable size.
         """
-        _check_top_n(top_n)
-        originals = [to_document(doc, f"documents[{i}]") for i, doc in enumerate(documents)] \
-            if _is_sequence(documents) else documents
-        scores = self.score(query, originals, max_length=max_length, max_doc_length=max_doc_length)
-        ranked = sorted(range(len(scores)), key=lambda i: (-scores[i].score, i))
-        if top_n is not None:
-            ranked = ranked[:top_n]
+        check_top_n(top_n)
+        originals = to_documents(documents)
+        options = _score_options(max_length, None, max_doc_length)
+        scores = self._score_documents(to_document(query, "query"), originals, options)
+        ranked = rank_order([s.score for s in scores], top_n)
         return [
             RankResult(index=i, score=scores[i].score, warnings=scores[i].warnings,
                        document=originals[i] if return_documents else None)
@@ -179,10 +178,16 @@ class Reranker:
         """Score every document against ``query``; results in input order, with logits and
         token counts (what the server and the evaluation harness build on)."""
         options = _score_options(max_length, max_query_length, max_doc_length)
-        query_doc = self._resolve(to_document(query, "query"), "query")
-        docs = coerce_documents(documents, "documents", limits=self.image_limits)
-        fields = [f"documents[{i}]" for i in range(len(docs))]
-        return self.engine.score([(query_doc, doc) for doc in docs], options, fields)
+        query_doc = to_document(query, "query")
+        return self._score_documents(query_doc, to_documents(documents), options)
+
+    def _score_documents(self, query: Document, documents: Sequence[Document],
+                         options: ScoreOptions) -> list[PairScore]:
+        """Resolve the coerced query and documents (images read once), then score every pair."""
+        query_doc = self._resolve(query, "query")
+        fields = [f"documents[{i}]" for i in range(len(documents))]
+        resolved = [self._resolve(doc, field) for doc, field in zip(documents, fields, strict=True)]
+        return self.engine.score([(query_doc, doc) for doc in resolved], options, fields)
 
     def compute_score(
         self,
@@ -223,11 +228,12 @@ class Reranker:
         return values[0] if len(values) == 1 else values
 
     def save_pretrained(self, path: str | os.PathLike[str]) -> None:
-        """Write the model in its checkpoint layout (families that support saving)."""
-        save = getattr(self.model, "save_pretrained", None)
-        if save is None:
-            raise InvalidInputError(f"{type(self.model).__name__} cannot be saved")
-        save(Path(path))
+        """Write the model in its family's released layout.
+
+        Raises:
+            UnsupportedOperationError: The family cannot save itself.
+        """
+        self.model.save_pretrained(Path(path))
 
     def _side(self, value: Any, kind: str, field: str) -> Document:
         if kind == "text":
@@ -282,15 +288,6 @@ def _score_options(max_length: int | None, max_query_length: int | None,
             max_query_length = min(DEFAULT_MAX_QUERY_LENGTH, max(1, length // 2))
     return ScoreOptions(max_length=length, max_query_length=max_query_length,
                         max_doc_length=max_doc_length)
-
-
-def _check_top_n(top_n: int | None) -> None:
-    if top_n is not None and (isinstance(top_n, bool) or not isinstance(top_n, int) or top_n < 1):
-        raise InvalidInputError(f"top_n must be a positive integer or None, got {top_n!r}")
-
-
-def _is_sequence(value: Any) -> bool:
-    return isinstance(value, Sequence) and not isinstance(value, (str, bytes, dict))
 
 
 def _normalise_pairs(pairs: Any) -> list[tuple[Any, Any]]:

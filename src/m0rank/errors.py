@@ -16,6 +16,7 @@ __all__ = [
     "ImageError",
     "ImageFetchError",
     "InputTooLargeError",
+    "UnsupportedOperationError",
     "ModelNotFoundError",
     "ModelLoadError",
     "UnsupportedArchitectureError",
@@ -47,6 +48,10 @@ class ImageFetchError(ImageError):
 
 class InputTooLargeError(InvalidInputError):
     """An input is over a configured size limit (bytes, pixels, documents, tokens)."""
+
+
+class UnsupportedOperationError(InvalidInputError):
+    """The loaded model family cannot do what was asked (save itself, train, explain...)."""
 
 
 class ModelNotFoundError(M0RankError, FileNotFoundError):

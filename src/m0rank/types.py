@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any
 
-__all__ = ["Modality", "Document", "RankResult", "PairScore"]
+__all__ = ["Modality", "Document", "RankResult", "PairScore", "CacheStats"]
 
 
 class Modality(str, Enum):
@@ -97,3 +97,20 @@ class RankResult:
     score: float
     document: Document | None = None
     warnings: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class CacheStats:
+    """Counters of one cache, as the server's ``/metrics`` reports them (``cache="<name>"``).
+
+    Counters (hits, misses, evictions) only grow; the others are gauges read at that moment.
+    A typed object rather than a dict of suffixed keys, so a new cache cannot be reported
+    under a misspelt name.
+    """
+
+    hits: int = 0
+    misses: int = 0
+    evictions: int = 0
+    entries: int = 0
+    bytes: int = 0
+    max_bytes: int = 0

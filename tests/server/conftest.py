@@ -21,3 +21,12 @@ def app_client(reranker: Any) -> Iterator[Callable[..., httpx.Response]]:
         while client.get("/ready").status_code != 200 and time.monotonic() < deadline:
             time.sleep(0.02)
         yield client.request
+
+
+@pytest.fixture(scope="session")
+def dummy_reranker() -> Any:
+    """The weight-free ``m0rank-dummy`` model: for tests of the HTTP layer that need no real
+    scores (auth, limits, queueing, lifecycle)."""
+    from m0rank import Reranker
+
+    return Reranker.from_pretrained("m0rank-dummy", device="cpu")

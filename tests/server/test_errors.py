@@ -14,6 +14,12 @@ from m0rank import Reranker
 QUERY = "markdown"
 
 
+@pytest.fixture(scope="module")
+def reranker(dummy_reranker):
+    """Error paths are the HTTP layer's: the weight-free dummy model serves them."""
+    return dummy_reranker
+
+
 def assert_error(response, status, error_type, message=None):
     body = response.json()
     assert response.status_code == status, body

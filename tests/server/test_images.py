@@ -163,7 +163,7 @@ def test_fetches_a_url_and_keeps_the_host_header(server: ImageServer) -> None:
     assert image.mode == "RGB" and image.size == (40, 30)
     assert image.getpixel((0, 0)) == (1, 2, 3)
     assert server.host_headers == [f"127.0.0.1:{server.port}"]
-    assert stats == {"hits": 0, "misses": 1, "bytes": 40 * 30 * 3, "entries": 1}
+    assert (stats.hits, stats.misses, stats.bytes, stats.entries) == (0, 1, 40 * 30 * 3, 1)
 
 
 def test_a_repeated_url_is_downloaded_and_decoded_once(server: ImageServer) -> None:
@@ -171,7 +171,7 @@ def test_a_repeated_url_is_downloaded_and_decoded_once(server: ImageServer) -> N
     images, stats = resolve_all(LOOPBACK, *[server.url("/a.png")] * 3)
     assert server.hits == {"/a.png": 1}
     assert images[0] is images[1] is images[2]
-    assert stats["hits"] == 2 and stats["misses"] == 1
+    assert stats.hits == 2 and stats.misses == 1
 
 
 def test_same_bytes_under_another_url_or_as_base64_are_not_decoded_again(
@@ -183,7 +183,7 @@ def test_same_bytes_under_another_url_or_as_base64_are_not_decoded_again(
                                 f"data:image/png;base64,{b64}")
     assert server.hits == {"/a.png": 1, "/b.png": 1}
     assert all(image is images[0] for image in images)
-    assert stats == {"hits": 3, "misses": 1, "bytes": 32 * 24 * 3, "entries": 1}
+    assert (stats.hits, stats.misses, stats.bytes, stats.entries) == (3, 1, 32 * 24 * 3, 1)
 
 
 def test_concurrent_requests_for_one_url_share_a_single_download(server: ImageServer) -> None:
@@ -256,7 +256,7 @@ def test_concurrent_copies_of_one_base64_image_are_decoded_once() -> None:
 
     images, stats = asyncio.run(main())
     assert len({id(image) for image in images}) == 1
-    assert stats["misses"] == 1 and stats["hits"] == 5  # the others waited for that decode
+    assert stats.misses == 1 and stats.hits == 5  # the others waited for that decode
 
 
 def test_the_cache_stays_within_its_byte_budget(server: ImageServer) -> None:
@@ -266,7 +266,7 @@ def test_the_cache_stays_within_its_byte_budget(server: ImageServer) -> None:
     urls = [server.url(f"/{i}.png") for i in range(4)]
     _, stats = resolve_all(settings, *urls, urls[3], urls[0])
     # 0..3 decoded; 3 is still cached (a hit); 0 was evicted, so it is fetched and decoded again.
-    assert stats == {"hits": 1, "misses": 5, "bytes": 2 * 1200, "entries": 2}
+    assert (stats.hits, stats.misses, stats.bytes, stats.entries) == (1, 5, 2 * 1200, 2)
     assert server.hits == {"/0.png": 2, "/1.png": 1, "/2.png": 1, "/3.png": 1}
 
 
@@ -277,8 +277,8 @@ def test_disk_cache_survives_a_new_resolver(server: ImageServer, tmp_path: Path)
     stored = list((tmp_path / "cache").glob("??/*"))
     assert len(stored) == 1 and stored[0].read_bytes() == png()
     (image,), stats = resolve_all(settings, server.url("/a.png"))  # a new, empty resolver
-    assert image.size == (32, 24) and stats == {"hits": 0, "misses": 1, "bytes": 32 * 24 * 3,
-                                                "entries": 1}
+    assert image.size == (32, 24) and (stats.hits, stats.misses, stats.bytes,
+                                       stats.entries) == (0, 1, 32 * 24 * 3, 1)
     assert server.hits == {"/a.png": 1}  # decoded from the disk copy, not downloaded again
 
 

@@ -7,10 +7,10 @@ the same micro-batches.
 Throughput comes from keeping the device busy:
 
 - ``prepare`` spreads pairs over a thread pool (image decoding and resizing release the GIL)
-  for models that declare ``parallel_preprocess = True`` (their ``preprocess`` is thread-safe);
+  for models that declare ``parallel_preprocess`` (their ``preprocess`` is thread-safe);
 - ``score`` prepares the next chunk of a long request while the current one runs;
 - ``run`` collates micro-batch *n + 1* while the device still computes *n*, when the model
-  offers the optional ``launch`` / ``collect`` split of ``forward``;
+  declares ``overlaps_batches`` (its ``launch`` / ``collect`` split of ``forward``);
 - models that pack pairs without padding (``packs_sequences``) get micro-batches planned by
   real tokens rather than ``rows x longest row``.
 """
@@ -68,8 +68,7 @@ class Engine:
             query, document = pairs[index]
             return self.model.preprocess(query, document, options, names[index])
 
-        parallel = getattr(self.model, "parallel_preprocess", False)
-        if not parallel or self.prepare_workers < 2 or len(pairs) < 2:
+        if not self.model.parallel_preprocess or self.prepare_workers < 2 or len(pairs) < 2:
             return [one(i) for i in range(len(pairs))]
         with ThreadPoolExecutor(min(self.prepare_workers, len(pairs))) as pool:
             return list(pool.map(one, range(len(pairs))))
@@ -91,8 +90,7 @@ class Engine:
 
     def plan(self, lengths: Sequence[int]) -> list[list[int]]:
         """Micro-batches (lists of indices) for pairs of these token lengths."""
-        planner = (plan_packed_batches if getattr(self.model, "packs_sequences", False)
-                   else plan_micro_batches)
+        planner = plan_packed_batches if self.model.packs_sequences else plan_micro_batches
         return planner(lengths, self.config.max_batch_tokens, self.config.max_batch_size)
 
     def run_batch(self, batch: Sequence[PreparedPair]) -> list[PairScore]:
@@ -132,23 +130,22 @@ class Engine:
     def run_batches(self, batches: Iterable[Sequence[PreparedPair]]) -> Iterator[list[PairScore]]:
         """Scores of each micro-batch, in order, as they complete.
 
-        With a model that offers ``launch`` / ``collect`` (jina-m0), micro-batch *n + 1* is
-        collated and queued on the device before *n*'s result is awaited, so the device does
-        not idle while the host prepares tensors; otherwise it is :meth:`run_batch` in a loop.
+        With a model that ``overlaps_batches`` (jina-m0), micro-batch *n + 1* is collated and
+        queued on the device before *n*'s result is awaited, so the device does not idle while
+        the host prepares tensors; otherwise it is :meth:`run_batch` in a loop, each batch's
+        scores yielded as soon as it ran.
         """
-        launch = getattr(self.model, "launch", None)
-        collect = getattr(self.model, "collect", None)
-        if launch is None or collect is None:
+        if not self.model.overlaps_batches:
             yield from (self.run_batch(batch) for batch in batches)
             return
         pending: tuple[Sequence[PreparedPair], Any] | None = None
         for batch in batches:
-            handle = launch(batch)
+            handle = self.model.launch(batch)
             if pending is not None:
-                yield self._scores(pending[0], collect(pending[1]))
+                yield self._scores(pending[0], self.model.collect(pending[1]))
             pending = (batch, handle)
         if pending is not None:
-            yield self._scores(pending[0], collect(pending[1]))
+            yield self._scores(pending[0], self.model.collect(pending[1]))
 
     def _scores(self, batch: Sequence[PreparedPair], logits: Any) -> list[PairScore]:
         scores = self.model.postprocess(logits)

@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from m0rank.config import ImageSizing, ScoreOptions
-from m0rank.types import Document
+from m0rank.errors import UnsupportedOperationError
+from m0rank.types import CacheStats, Document
 
-__all__ = ["PreparedPair", "LoadOptions", "RerankerArchitecture"]
+__all__ = ["PreparedPair", "LoadOptions", "RerankerArchitecture", "display_name"]
 
 
 @dataclass(frozen=True)
@@ -37,36 +38,58 @@ class PreparedPair:
 
 @dataclass(frozen=True, kw_only=True)
 class LoadOptions:
-    """How to place a model: device (``"cpu"``, ``"cuda"``, ``"cuda:1"``), dtype, image budget,
-    the byte budget of a model-side feature cache (``None``: the family's default, ``0``: off),
-    and how to look up further checkpoints a family depends on (e.g. an adapter's base model)."""
+    """How to place a model and what to call it.
+
+    Attributes:
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        dtype: A ``torch.dtype`` (``Any`` so this module does not import torch).
+        image_sizing: Resize budget for images.
+        vision_cache_bytes: Byte budget of a model-side feature cache (``None``: the family's
+            default, ``0``: off).
+        cache_dir: Hugging Face cache, where a family finds further checkpoints it depends on
+            (e.g. an adapter's base model).
+        local_files_only: Never use the network for those.
+        model_name: Name reported to users and in API responses; the family keeps it as
+            ``model_name`` (``"jinaai/jina-reranker-m0"`` is loaded as ``"jina-reranker-m0"``).
+    """
 
     device: str
-    dtype: Any  # torch.dtype; kept as Any so this module does not import torch
+    dtype: Any
     image_sizing: ImageSizing = field(default_factory=ImageSizing)
     vision_cache_bytes: int | None = None
     cache_dir: str | None = None
     local_files_only: bool = False
+    model_name: str | None = None
 
 
 class RerankerArchitecture(ABC):
     """A loaded model family. Subclasses register under their ``config.json`` architecture names.
 
-    Optional capabilities the engine detects (a family that lacks them still works):
+    Everything the engine, the server and the trainer may ask of a family is declared here,
+    with a default, so a new family sees on one screen what it must and may implement.
+
+    Must implement: :meth:`load`, :meth:`preprocess`, :meth:`forward`, :meth:`postprocess`.
+
+    May declare or override:
 
     - ``packs_sequences = True``: ``forward`` packs pairs without padding, so the engine plans
       micro-batches by real tokens instead of ``rows x longest row``.
     - ``parallel_preprocess = True``: ``preprocess`` is thread-safe; the engine spreads it over
       a thread pool.
-    - ``launch(batch) -> handle`` and ``collect(handle) -> logits``: ``forward`` split in two, so
-      the engine can queue micro-batch n + 1 on the device before waiting for n.
+    - ``overlaps_batches = True`` with :meth:`launch` / :meth:`collect`: ``forward`` split in
+      two, so the engine queues micro-batch n + 1 on the device before waiting for n.
+    - :meth:`count_tokens`, :meth:`warmup`, :meth:`cache_stats`.
+    - Training: :meth:`trainable_module` and :meth:`save_pretrained` (released layout).
 
     Attributes:
         architecture_names: Names in ``config.json`` ``architectures`` that this class serves.
-        model_name: Name reported to users and in API responses.
+        model_name: Name reported to users and in API responses (from ``LoadOptions``).
     """
 
     architecture_names: ClassVar[tuple[str, ...]] = ()
+    packs_sequences: bool = False
+    parallel_preprocess: ClassVar[bool] = False
+    overlaps_batches: ClassVar[bool] = False
     model_name: str = "unknown"
 
     @classmethod
@@ -89,6 +112,15 @@ class RerankerArchitecture(ABC):
     def postprocess(self, logits: Any) -> list[float]:
         """Map raw logits of a micro-batch to relevance scores in [0, 1]."""
 
+    def launch(self, batch: Sequence[PreparedPair]) -> Any:
+        """First half of ``forward``: queue the micro-batch, return a handle without waiting.
+        Only used when ``overlaps_batches``; the default runs ``forward`` to completion."""
+        return self.forward(batch)
+
+    def collect(self, handle: Any) -> Any:
+        """Second half of ``forward``: wait for :meth:`launch`'s handle and return logits."""
+        return handle
+
     def count_tokens(self, prepared: PreparedPair) -> int:
         """Tokens billed for a pair (defaults to the tokens the model reads)."""
         return prepared.num_tokens
@@ -96,7 +128,22 @@ class RerankerArchitecture(ABC):
     def warmup(self) -> None:  # noqa: B027 - optional hook, default no-op
         """Run a tiny forward pass so the first request does not pay for lazy initialisation."""
 
-    def cache_stats(self) -> dict[str, int]:
-        """Counters of model-side caches (e.g. vision features: hits, misses, bytes) for the
+    def cache_stats(self) -> dict[str, CacheStats]:
+        """Counters of model-side caches by cache name (``"vision"``, ``"ocr"``...) for the
         server's metrics; empty when the family keeps no cache."""
         return {}
+
+    def trainable_module(self) -> Any:
+        """The ``torch.nn.Module`` a trainer optimises (backbone and score head), in train-ready
+        form. Families that cannot be fine-tuned keep this default."""
+        raise UnsupportedOperationError(f"{type(self).__name__} cannot be fine-tuned")
+
+    def save_pretrained(self, path: Path) -> None:
+        """Write the model in its family's released layout, so every loader of the released
+        checkpoint (m0rank, the reference code, vLLM) reads it unchanged."""
+        raise UnsupportedOperationError(f"{type(self).__name__} cannot be saved")
+
+
+def display_name(name_or_path: str) -> str:
+    """``"jina-reranker-m0"`` from a hub id or a folder (``"/models/jina-reranker-m0/"``)."""
+    return Path(str(name_or_path).rstrip("/")).name

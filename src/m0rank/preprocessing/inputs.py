@@ -24,7 +24,8 @@ from m0rank.errors import InvalidInputError, describe_value
 from m0rank.preprocessing.images import load_image
 from m0rank.types import Document
 
-__all__ = ["to_document", "resolve_document", "coerce_documents", "image_fields", "ImageLoader"]
+__all__ = ["to_document", "to_documents", "resolve_document", "coerce_documents", "image_fields",
+           "ImageLoader"]
 
 ImageLoader = Callable[[Any, str], Image.Image]
 
@@ -70,16 +71,19 @@ def coerce_documents(
     limits: ImageLimits | None = None,
 ) -> list[Document]:
     """Coerce and resolve a non-empty list of documents, naming each by index in errors."""
+    return [resolve_document(doc, f"{field}[{i}]", load, limits)
+            for i, doc in enumerate(to_documents(documents, field))]
+
+
+def to_documents(documents: Any, field: str = "documents") -> list[Document]:
+    """Coerce a non-empty list of documents (images stay unresolved), naming each by index."""
     if isinstance(documents, (str, bytes, dict, Document)) or not isinstance(documents, Sequence):
         raise InvalidInputError(
             f"{field} must be a list of documents, got {describe_value(documents)}"
         )
     if len(documents) == 0:
         raise InvalidInputError(f"{field} must not be empty")
-    return [
-        resolve_document(to_document(doc, f"{field}[{i}]"), f"{field}[{i}]", load, limits)
-        for i, doc in enumerate(documents)
-    ]
+    return [to_document(doc, f"{field}[{i}]") for i, doc in enumerate(documents)]
 
 
 def image_fields(field: str, count: int) -> list[str]:

@@ -86,8 +86,7 @@ def create_app(settings: ServerSettings, reranker: Reranker, *,
     app.add_middleware(RequestContextMiddleware, metrics=metrics,
                        max_body_bytes=settings.max_body_bytes)
     metrics.watch_queue(lambda: batcher.queue_depth)
-    metrics.watch_cache("image", resolver.stats)
-    metrics.watch_cache("model", reranker.model.cache_stats)
+    metrics.watch_caches(lambda: {"image": resolver.stats(), **reranker.model.cache_stats()})
     return app
 
 
@@ -128,23 +127,9 @@ def openapi_schema(app: FastAPI) -> dict[str, Any]:
 def _schema_app() -> FastAPI:
     """An app over a stand-in model: the schema depends on the routes, never on weights."""
     from m0rank.api import Reranker
-    from m0rank.model.base import RerankerArchitecture
+    from m0rank.model.dummy import DummyReranker
 
-    class _NoModel(RerankerArchitecture):
-        @classmethod
-        def load(cls, path: Any, config: Any, options: Any) -> _NoModel:  # pragma: no cover
-            return cls()
-
-        def preprocess(self, *args: Any) -> Any:  # pragma: no cover
-            raise NotImplementedError
-
-        def forward(self, batch: Any) -> Any:  # pragma: no cover
-            raise NotImplementedError
-
-        def postprocess(self, logits: Any) -> list[float]:  # pragma: no cover
-            raise NotImplementedError
-
-    return create_app(ServerSettings(), Reranker(_NoModel()))
+    return create_app(ServerSettings(), Reranker(DummyReranker()))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -53,6 +53,7 @@ from m0rank.preprocessing.images import (
     is_url,
 )
 from m0rank.server.image_cache import DiskStore, ImageLRU
+from m0rank.types import CacheStats
 
 __all__ = ["ImageFetchSettings", "ImageResolver", "URL_CACHE_TTL_S"]
 
@@ -182,10 +183,10 @@ class ImageResolver:
         digest = hashlib.sha256(data).hexdigest()
         return await self._once(digest, lambda: self._from_bytes(data, field, digest))
 
-    def stats(self) -> dict[str, int]:
+    def stats(self) -> CacheStats:
         """Cache counters: images served without decoding (hits), decoded (misses), size."""
-        return {"hits": self._hits, "misses": self._misses, "bytes": self._images.bytes,
-                "entries": len(self._images.items)}
+        return CacheStats(hits=self._hits, misses=self._misses, bytes=self._images.bytes,
+                          entries=len(self._images.items), max_bytes=self._images.max_bytes)
 
     async def aclose(self) -> None:
         """Close the HTTP connection pools."""

@@ -10,16 +10,20 @@ Exposed at ``GET /metrics``:
 - ``m0rank_queue_depth`` (pairs waiting for the model), ``m0rank_requests_in_flight``;
 - ``m0rank_cache_{hits,misses,evictions}_total{cache}`` and
   ``m0rank_cache_{bytes,max_bytes,entries}{cache}``, read on each scrape from the image cache
-  (``cache="image"``) and the model's own caches (``vision_cache_hits`` -> ``cache="vision"``).
+  (``cache="image"``) and the model's own caches (``cache="vision"``, ``"ocr"``...), each a
+  typed :class:`m0rank.types.CacheStats`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import asdict
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from m0rank.types import CacheStats
 
 __all__ = ["ServerMetrics", "CONTENT_TYPE"]
 
@@ -28,7 +32,7 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
 _REQUEST_BUCKETS = (1, 2, 3, 4, 6, 8, 16, 32)
 
-StatsSource = Callable[[], dict[str, int]]
+StatsSource = Callable[[], Mapping[str, CacheStats]]
 
 
 class ServerMetrics:
@@ -69,18 +73,16 @@ class ServerMetrics:
         """Read the queue depth from ``depth`` at every scrape."""
         self.queue_depth.set_function(depth)
 
-    def watch_cache(self, name: str, stats: StatsSource) -> None:
-        """Report a source's cache counters: ``hits`` as ``cache=name``, ``<prefix>_cache_hits``
-        or ``<prefix>_hits`` as ``cache=prefix`` (likewise misses, evictions, bytes, max_bytes,
-        entries); other keys are ignored."""
-        self._caches.sources[name] = stats
+    def watch_caches(self, stats: StatsSource) -> None:
+        """Report the caches ``stats()`` returns at each scrape, labelled by their names."""
+        self._caches.sources.append(stats)
 
     def render(self) -> bytes:
         """The text exposition format of every metric."""
         return generate_latest(self.registry)
 
 
-# stat -> (metric kind, help); "max_bytes" before "bytes" so the longer suffix wins.
+# CacheStats field -> (metric kind, help)
 _CACHE_STATS = {
     "hits": ("counter", "Cache hits"),
     "misses": ("counter", "Cache misses"),
@@ -95,7 +97,7 @@ class _CacheCollector(Collector):
     """Reads cache counters on each scrape (the caches own them; we only report)."""
 
     def __init__(self) -> None:
-        self.sources: dict[str, StatsSource] = {}
+        self.sources: list[StatsSource] = []
 
     def collect(self) -> Iterator[Metric]:
         families: dict[str, CounterMetricFamily | GaugeMetricFamily] = {
@@ -103,23 +105,11 @@ class _CacheCollector(Collector):
                 f"m0rank_cache_{stat}", text, labels=["cache"])
             for stat, (kind, text) in _CACHE_STATS.items()
         }
-        for name, stats in self.sources.items():
-            for key, value in stats().items():
-                parsed = _cache_stat(key, name)
-                if parsed is not None:
-                    families[parsed[1]].add_metric([parsed[0]], float(value))
+        for source in self.sources:
+            for name, stats in source().items():
+                for stat, value in asdict(stats).items():
+                    families[stat].add_metric([name], float(value))
         yield from families.values()
 
     def describe(self) -> Iterator[Metric]:
         return iter(())
-
-
-def _cache_stat(key: str, default: str) -> tuple[str, str] | None:
-    """``("vision", "hits")`` from ``"vision_cache_hits"``, ``(default, "hits")`` from "hits"."""
-    for stat in _CACHE_STATS:
-        if key == stat:
-            return default, stat
-        if key.endswith("_" + stat):
-            prefix = key[: -len(stat) - 1].removesuffix("_cache")
-            return prefix or default, stat
-    return None

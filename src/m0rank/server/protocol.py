@@ -232,7 +232,9 @@ def to_call(request: _RerankBase) -> RerankCall:
         raw_docs = [d if isinstance(d, str) else d.model_dump(exclude_none=True)
                     for d in documents]
     rank_fields = getattr(request, "rank_fields", None)
-    return RerankCall(query=raw_query, documents=raw_docs, top_n=request.top_n,
+    # vLLM spells "all documents" top_n: 0; the library's ranking knows only None for it
+    top_n = None if request.top_n == 0 else request.top_n
+    return RerankCall(query=raw_query, documents=raw_docs, top_n=top_n,
                       max_tokens_per_doc=request.max_tokens_per_doc,
                       rank_fields=tuple(rank_fields) if rank_fields else None)
 

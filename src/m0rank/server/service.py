@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from m0rank.config import DEFAULT_MAX_LENGTH, DEFAULT_MAX_QUERY_LENGTH, ScoreOptions
+from m0rank.engine.ranking import check_top_n, rank_order
 from m0rank.errors import (
     InputTooLargeError,
     InvalidInputError,
@@ -82,7 +83,7 @@ class RerankService:
                 f"later or send fewer documents") from None
 
     async def _rerank(self, call: RerankCall, query: Document, key: str | None) -> Ranking:
-        top_n = _top_n(call.top_n)
+        top_n = check_top_n(call.top_n, none="null")
         options = ScoreOptions(max_doc_length=_max_doc_length(call.max_tokens_per_doc))
         fields = _fields(len(call.documents))
         documents = [to_document(_rank_fields(doc, call.rank_fields, field), field)
@@ -131,7 +132,7 @@ class RerankService:
 
 def _ranking(scores: list[PairScore], echoes: list[dict[str, Any]], top_n: int | None,
              total: int) -> Ranking:
-    order = sorted(range(len(scores)), key=lambda i: (-scores[i].score, i))[:top_n]
+    order = rank_order([score.score for score in scores], top_n)
     warnings = list(dict.fromkeys(w for score in scores for w in score.warnings))
     return Ranking(order=order, scores=scores, documents=echoes, total_tokens=total,
                    warnings=warnings)
@@ -147,15 +148,6 @@ async def _gather(awaitables: Sequence[Awaitable[T]]) -> list[T]:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         raise
-
-
-def _top_n(top_n: int | None) -> int | None:
-    """``None`` and 0 (vLLM's "all") mean every document."""
-    if top_n is None or top_n == 0:
-        return None
-    if top_n < 0:
-        raise InvalidInputError(f"top_n must be a positive integer or null, got {top_n}")
-    return top_n
 
 
 def _max_doc_length(max_tokens_per_doc: int | None) -> int | None:
