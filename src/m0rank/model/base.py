@@ -17,7 +17,7 @@ from m0rank.config import ImageSizing, ScoreOptions
 from m0rank.errors import UnsupportedOperationError
 from m0rank.types import CacheStats, Document
 
-__all__ = ["PreparedPair", "LoadOptions", "RerankerArchitecture", "display_name"]
+__all__ = ["PreparedPair", "LoadOptions", "LoraTargets", "RerankerArchitecture", "display_name"]
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,21 @@ class LoadOptions:
     model_name: str | None = None
 
 
+@dataclass(frozen=True)
+class LoraTargets:
+    """Where a trainer attaches LoRA in :meth:`RerankerArchitecture.trainable_module`.
+
+    Attributes:
+        linear_pattern: Regular expression (full match) over module names of the linears
+            that get adapters (peft's ``target_modules`` as a string).
+        head_modules: Names of modules trained in full and saved with the adapter
+            (peft's ``modules_to_save``), e.g. the score head.
+    """
+
+    linear_pattern: str
+    head_modules: tuple[str, ...]
+
+
 class RerankerArchitecture(ABC):
     """A loaded model family. Subclasses register under their ``config.json`` architecture names.
 
@@ -79,11 +94,15 @@ class RerankerArchitecture(ABC):
     - ``overlaps_batches = True`` with :meth:`launch` / :meth:`collect`: ``forward`` split in
       two, so the engine queues micro-batch n + 1 on the device before waiting for n.
     - :meth:`count_tokens`, :meth:`warmup`, :meth:`cache_stats`.
-    - Training: :meth:`trainable_module` and :meth:`save_pretrained` (released layout).
+    - Training: :meth:`trainable_module`, :meth:`train_logits` (``forward``'s code path with
+      autograd on), :meth:`lora_targets`, ``score_logit_offset`` and :meth:`save_pretrained`
+      (released layout).
 
     Attributes:
         architecture_names: Names in ``config.json`` ``architectures`` that this class serves.
         model_name: Name reported to users and in API responses (from ``LoadOptions``).
+        score_logit_offset: ``postprocess`` is ``sigmoid(logit - score_logit_offset)`` (2.65
+            for jina-m0, 0 for cross-encoders); a trainer's calibration (BCE) term uses it.
     """
 
     architecture_names: ClassVar[tuple[str, ...]] = ()
@@ -91,6 +110,7 @@ class RerankerArchitecture(ABC):
     parallel_preprocess: ClassVar[bool] = False
     overlaps_batches: ClassVar[bool] = False
     model_name: str = "unknown"
+    score_logit_offset: ClassVar[float] = 0.0
 
     @classmethod
     @abstractmethod
@@ -137,6 +157,16 @@ class RerankerArchitecture(ABC):
         """The ``torch.nn.Module`` a trainer optimises (backbone and score head), in train-ready
         form. Families that cannot be fine-tuned keep this default."""
         raise UnsupportedOperationError(f"{type(self).__name__} cannot be fine-tuned")
+
+    def train_logits(self, batch: Sequence[PreparedPair]) -> Any:
+        """Raw logits of a micro-batch as a 1-D tensor on the device, with autograd on: the code
+        path of :meth:`forward` (same preprocessing, packing and head), for a trainer."""
+        raise UnsupportedOperationError(f"{type(self).__name__} cannot be fine-tuned")
+
+    def lora_targets(self, include_vision: bool = False) -> LoraTargets:
+        """Linears that take LoRA adapters (the language model's; the vision tower's only
+        with ``include_vision``) and the head trained in full."""
+        raise UnsupportedOperationError(f"{type(self).__name__} cannot be fine-tuned with LoRA")
 
     def save_pretrained(self, path: Path) -> None:
         """Write the model in its family's released layout, so every loader of the released
