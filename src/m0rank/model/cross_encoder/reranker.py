@@ -38,8 +38,9 @@ import torch
 
 from m0rank.config import ScoreOptions
 from m0rank.errors import InvalidInputError, ModelLoadError
-from m0rank.model.base import LoadOptions, PreparedPair, RerankerArchitecture
+from m0rank.model.base import LoadOptions, LoraTargets, PreparedPair, RerankerArchitecture
 from m0rank.model.loading import load_exact, read_safetensors
+from m0rank.model.lora import load_merged_adapter, read_adapter_config
 from m0rank.types import Document
 
 __all__ = ["CrossEncoderReranker", "from_jina_names", "JINA_RENAMES"]
@@ -62,6 +63,9 @@ JINA_RENAMES: tuple[tuple[str, str], ...] = (
     (r"^roberta\.encoder\.layers\.(\d+)\.mlp\.fc2\.", r"roberta.encoder.layer.\1.output.dense."),
     (r"^roberta\.encoder\.layers\.(\d+)\.norm2\.", r"roberta.encoder.layer.\1.output.LayerNorm."),
 )
+# LoRA targets (training): the attention and feed-forward linears of every encoder layer.
+LORA_LINEARS = (r"roberta\.encoder\.layer\.\d+\.(attention\.self\.(query|key|value)|"
+                r"attention\.output\.dense|intermediate\.dense|output\.dense)")
 _WQKV = re.compile(r"^roberta\.encoder\.layers\.(\d+)\.mixer\.Wqkv\.(weight|bias)$")
 # Keys the remote code or old transformers store that the module does not have.
 _IGNORED = re.compile(r"(^|\.)position_ids$|^roberta\.pooler\.")
@@ -75,6 +79,7 @@ class CrossEncoderReranker(RerankerArchitecture):
     """A query/document pair through XLM-RoBERTa with a one-logit head; ``sigmoid(logit)``."""
 
     architecture_names: ClassVar[tuple[str, ...]] = ("XLMRobertaForSequenceClassification",)
+    reads_text_layer: ClassVar[bool] = True  # reads text only: PDF pages by their text layer
 
     def __init__(self, module: Any, tokenizer: Any, device: torch.device, max_length: int,
                  model_name: str = "cross-encoder") -> None:
@@ -88,7 +93,11 @@ class CrossEncoderReranker(RerankerArchitecture):
 
     @classmethod
     def load(cls, path: Path, config: dict[str, Any], options: LoadOptions) -> CrossEncoderReranker:
-        """Build transformers' module from ``config.json`` and load either weight naming."""
+        """Build transformers' module from ``config.json`` and load either weight naming; an
+        adapter folder (``m0rank train --save adapter``) is merged into its base."""
+        adapter = read_adapter_config(path)
+        if adapter is not None:
+            return load_merged_adapter(cls, path, adapter, options)
         from transformers import (
             AutoTokenizer,
             XLMRobertaConfig,
@@ -133,6 +142,26 @@ class CrossEncoderReranker(RerankerArchitecture):
     @torch.inference_mode()
     def forward(self, batch: Sequence[PreparedPair]) -> torch.Tensor:
         """Right-pad, run the encoder and head, return float32 logits on the CPU."""
+        return self._logits(batch).float().cpu()
+
+    def train_logits(self, batch: Sequence[PreparedPair]) -> torch.Tensor:
+        """:meth:`forward`'s code path with autograd on (logits on the device)."""
+        return self._logits(batch)
+
+    def trainable_module(self) -> Any:
+        """transformers' ``XLMRobertaForSequenceClassification`` (encoder and head)."""
+        return self.module
+
+    def lora_targets(self, include_vision: bool = False) -> LoraTargets:
+        """Attention and feed-forward linears; the classification head in full."""
+        return LoraTargets(linear_pattern=LORA_LINEARS, head_modules=("classifier",))
+
+    def save_pretrained(self, path: Path) -> None:
+        """bge-reranker-v2-m3's layout: transformers' names, ``config.json``, tokenizer. (A
+        model loaded from jina-reranker-v2's remote-code layout is saved in this layout too.)"""
+        save_sequence_classifier(self.module, self.tokenizer, path, self.architecture_names)
+
+    def _logits(self, batch: Sequence[PreparedPair]) -> torch.Tensor:
         longest = max(pair.num_tokens for pair in batch)
         ids = torch.full((len(batch), longest), self.pad_token_id, dtype=torch.long)
         mask = torch.zeros((len(batch), longest), dtype=torch.long)
@@ -141,11 +170,21 @@ class CrossEncoderReranker(RerankerArchitecture):
             mask[row, : pair.num_tokens] = 1
         logits = self.module(input_ids=ids.to(self.device),
                              attention_mask=mask.to(self.device)).logits  # (B, 1)
-        return logits[:, 0].float().cpu()
+        return logits[:, 0]
 
     def postprocess(self, logits: torch.Tensor) -> list[float]:
         """``sigmoid(logit)``: FlagEmbedding's ``normalize=True`` and jina's compute_score."""
         return torch.sigmoid(logits).tolist()
+
+
+def save_sequence_classifier(module: Any, tokenizer: Any, path: Path,
+                             architectures: tuple[str, ...]) -> None:
+    """transformers' ``save_pretrained`` of a one-logit classifier (``model.safetensors`` with
+    its own names, ``config.json`` naming ``architectures``) and the tokenizer files."""
+    path.mkdir(parents=True, exist_ok=True)
+    module.config.architectures = list(architectures)
+    module.save_pretrained(str(path), safe_serialization=True)
+    tokenizer.save_pretrained(str(path))
 
 
 def from_jina_names(state: dict[str, torch.Tensor], num_heads: int) -> dict[str, torch.Tensor]:

@@ -38,7 +38,7 @@ import torch
 from torch import nn
 
 from m0rank.config import ScoreOptions
-from m0rank.model.base import LoadOptions, PreparedPair, RerankerArchitecture
+from m0rank.model.base import LoadOptions, LoraTargets, PreparedPair, RerankerArchitecture
 from m0rank.model.jina_m0.inputs import (
     M0Image,
     M0Prompt,
@@ -50,6 +50,7 @@ from m0rank.model.jina_m0.inputs import (
 )
 from m0rank.model.jina_m0.prompt import format_m0_prompt
 from m0rank.model.loading import read_safetensors
+from m0rank.model.lora import load_merged_adapter, read_adapter_config
 from m0rank.model.qwen2vl.collate import QWEN2_PAD_TOKEN_ID
 from m0rank.model.qwen2vl.inputs import Qwen2VLInputEncoder
 from m0rank.model.qwen2vl.packing import decode_packed, enable_packed_attention, to_device
@@ -67,6 +68,11 @@ _DROPPED_PREFIXES = ("lm_head.",)
 # Device bytes of cached vision features by default: a 768-token page is 2.4 MB in bf16, so
 # 4 GiB keeps ~1,700 pages on a GPU; 512 MiB on the CPU.
 DEFAULT_VISION_CACHE_BYTES = {"cuda": 4 << 30, "cpu": 512 << 20}
+# LoRA targets (training): every linear of the language model's decoder layers; the vision
+# tower's blocks only when asked. Patterns are full matches over JinaM0Module's names.
+_LLM_LINEARS = (r"model\.language_model\.layers\.\d+\."
+                r"(self_attn\.(q|k|v|o)_proj|mlp\.(gate|up|down)_proj)")
+_VISION_LINEARS = r"model\.visual\.blocks\.\d+\.(attn\.(qkv|proj)|mlp\.(fc1|fc2))"
 
 
 class JinaM0Module(nn.Module):
@@ -137,6 +143,7 @@ class JinaM0Reranker(RerankerArchitecture):
     # threads; forward is split into launch/collect so batch n + 1 is queued before n is read
     parallel_preprocess: ClassVar[bool] = True
     overlaps_batches: ClassVar[bool] = True
+    score_logit_offset: ClassVar[float] = LOGIT_BIAS
 
     def __init__(self, module: JinaM0Module, encoder: Qwen2VLInputEncoder, device: torch.device,
                  model_name: str = "jina-reranker-m0", *, vision_cache_bytes: int | None = None,
@@ -161,8 +168,15 @@ class JinaM0Reranker(RerankerArchitecture):
 
     @classmethod
     def load(cls, path: Path, config: dict[str, Any], options: LoadOptions) -> JinaM0Reranker:
-        """Build the backbone from ``config.json`` and load either weight naming into it."""
+        """Build the backbone from ``config.json`` and load either weight naming into it; an
+        adapter folder (``m0rank train --save adapter``) is merged into its base."""
         from transformers import Qwen2VLConfig
+
+        adapter = read_adapter_config(path)
+        if adapter is not None:
+            model = load_merged_adapter(cls, path, adapter, options)
+            model._image_settings = _image_settings(model.encoder.image_processor, model.module)
+            return model
 
         # The storage dtype in config.json must not decide the compute dtype: drop it.
         ignored = ("architectures", "auto_map", "torch_dtype", "dtype")
@@ -203,6 +217,23 @@ class JinaM0Reranker(RerankerArchitecture):
     def launch(self, batch: Sequence[PreparedPair]) -> torch.Tensor:
         """Collate and queue a micro-batch on the device without waiting for the result, so
         the engine can collate the next one meanwhile; :meth:`collect` waits."""
+        return self._logits(batch)
+
+    def train_logits(self, batch: Sequence[PreparedPair]) -> torch.Tensor:
+        """:meth:`launch`'s code path with autograd on (logits on the device, module dtype).
+        Load with ``vision_cache_bytes=0`` to train: cached features are inference tensors."""
+        return self._logits(batch)
+
+    def trainable_module(self) -> JinaM0Module:
+        """Backbone and score head (a trainer sets train mode and attaches adapters)."""
+        return self.module
+
+    def lora_targets(self, include_vision: bool = False) -> LoraTargets:
+        """The language model's linears (and the vision tower's when asked); head in full."""
+        pattern = f"({_LLM_LINEARS}|{_VISION_LINEARS})" if include_vision else _LLM_LINEARS
+        return LoraTargets(linear_pattern=pattern, head_modules=("score",))
+
+    def _logits(self, batch: Sequence[PreparedPair]) -> torch.Tensor:
         prompts, rows = _distinct([pair.payload for pair in batch])
         features = resolve_image_features(prompts, self.vision_cache, self.module.encode_images)
         backbone = self.module.model
