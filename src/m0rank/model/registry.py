@@ -24,6 +24,8 @@ ARCHITECTURES: dict[str, str] = {
     "XLMRobertaForSequenceClassification": "m0rank.model.cross_encoder:CrossEncoderReranker",
     # MonoQwen2-VL-v0.1 (Qwen2-VL-2B + LoRA, relevance from "True"/"False" logits)
     "Qwen2VLForConditionalGeneration": "m0rank.model.monoqwen:MonoQwenReranker",
+    # BERT cross-encoders in sentence-transformers CrossEncoder folders (ms-marco-MiniLM)
+    "BertForSequenceClassification": "m0rank.model.bert_cross_encoder:BertCrossEncoderReranker",
     # weight-free word-overlap scores for server tests and load tests (built-in m0rank-dummy)
     "M0RankDummyReranker": "m0rank.model.dummy:DummyReranker",
 }
