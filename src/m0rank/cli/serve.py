@@ -12,8 +12,8 @@ import dataclasses
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from m0rank.cli.common import add_model_arguments, model_kwargs
-from m0rank.config import ImageLimits
+from m0rank.cli.common import MODEL_OPTIONS, add_model_arguments
+from m0rank.config import EngineConfig, ImageLimits
 
 if TYPE_CHECKING:
     from m0rank.server.settings import ServerSettings
@@ -30,6 +30,7 @@ _IMAGE_LIMIT_FLAGS = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Options of ``m0rank serve`` (``None`` defaults: the environment or the default wins)."""
     add_model_arguments(parser)
+    parser.set_defaults(**dict.fromkeys(MODEL_OPTIONS))  # ServerSettings holds the defaults
     net = parser.add_argument_group("network")
     net.add_argument("--host", help="interface to bind (default 127.0.0.1)")
     net.add_argument("--port", type=int, help="TCP port (default 8080)")
@@ -52,9 +53,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="pairs waiting for the model before 429 (4096)")
     queue.add_argument("--max-batch-wait-ms", type=float,
                        help="how long a pair waits for others to share its batch (5)")
-    queue.add_argument("--max-batch-tokens", type=int, default=16384,
-                       help="padded-token budget of one forward pass")
-    queue.add_argument("--max-batch-size", type=int, default=32, help="most pairs per forward")
+    queue.add_argument("--max-batch-tokens", type=int,
+                       help=f"padded-token budget of one forward pass "
+                            f"({EngineConfig.max_batch_tokens})")
+    queue.add_argument("--max-batch-size", type=int,
+                       help=f"most pairs per forward ({EngineConfig.max_batch_size})")
     images = parser.add_argument_group("images")
     images.add_argument("--allow-host", dest="image_allow_hosts", action="append",
                         metavar="HOST_OR_CIDR",
@@ -83,7 +86,7 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     names = ("host", "port", "model", "served_model_name", "rpm_limit", "tpm_limit",
              "max_body_bytes", "max_documents", "max_query_chars", "request_timeout_s",
              "max_queue_pairs", "max_batch_wait_ms", "media_dir", "image_cache_bytes",
-             "image_cache_dir")
+             "image_cache_dir", "max_batch_tokens", "max_batch_size", *MODEL_OPTIONS)
     overrides = {name: getattr(args, name) for name in names}
     overrides["api_keys"] = (*base.api_keys, *keys) if keys else None
     hosts = args.image_allow_hosts
@@ -108,10 +111,7 @@ def run(args: argparse.Namespace) -> int:
     from m0rank.server.lifecycle import draining_server
 
     settings = settings_from_args(args)
-    reranker = Reranker.from_pretrained(
-        settings.model, max_batch_tokens=args.max_batch_tokens,
-        max_batch_size=args.max_batch_size, image_limits=settings.image_limits,
-        **model_kwargs(args))
+    reranker = Reranker.from_pretrained(settings.model, **settings.load_kwargs())
     app = create_app(settings, reranker)
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
                             timeout_graceful_shutdown=int(settings.drain_timeout_s))

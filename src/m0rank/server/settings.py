@@ -1,32 +1,52 @@
-"""Operator settings of the HTTP server: one frozen object built from defaults, env, then flags.
+"""Operator settings of the HTTP server: one frozen ``pydantic-settings`` object.
 
 Precedence is ``CLI flag > M0RANK_* environment variable > default``:
-:meth:`ServerSettings.from_env` reads the environment once (never at import time) and
+:meth:`ServerSettings.from_env` reads the environment once (never at import time, never in the
+constructor, so ``ServerSettings(...)`` in code and tests means exactly what it says) and
 ``m0rank serve`` applies its flags on top with :meth:`ServerSettings.with_overrides`.
+
+Every field has a ``M0RANK_<FIELD>`` variable. Lists (``M0RANK_API_KEYS``,
+``M0RANK_IMAGE_ALLOW_HOSTS``) are comma-separated; the image limits are nested fields
+(``M0RANK_IMAGE_LIMITS__MAX_BYTES=1000000`` or ``M0RANK_IMAGE_LIMITS='{"max_bytes": 1000000}'``).
+Bad values raise :class:`InvalidInputError` naming the field (or the variable) and the value.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields, replace
+from collections.abc import Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from m0rank.config import ImageLimits
+from pydantic import ValidationError, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import (
+    BaseSettings,
+    EnvSettingsSource,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
+
+from m0rank.config import EngineConfig, ImageLimits, ImageSizing
 from m0rank.errors import InvalidInputError
 
 if TYPE_CHECKING:
     from m0rank.server.images import ImageFetchSettings
 
-__all__ = ["ServerSettings", "read_keys_file", "ENV_PREFIX"]
+__all__ = ["ServerSettings", "read_keys_file", "ENV_PREFIX", "ENV_NESTED_DELIMITER"]
 
 ENV_PREFIX = "M0RANK_"
+ENV_NESTED_DELIMITER = "__"
 _MIB = 1024 * 1024
+_POSITIVE = ("max_body_bytes", "max_documents", "max_query_chars", "request_timeout_s",
+             "max_queue_pairs", "drain_timeout_s")
+_NON_NEGATIVE = ("rpm_limit", "tpm_limit", "max_batch_wait_ms", "image_cache_bytes")
+_CommaList = Annotated[tuple[str, ...], NoDecode]
 
 
-@dataclass(frozen=True, kw_only=True)
-class ServerSettings:
+class ServerSettings(BaseSettings):
     """Everything an operator can tune; every field has a ``M0RANK_<FIELD>`` variable.
 
     Args:
@@ -34,6 +54,14 @@ class ServerSettings:
         port: TCP port.
         model: Checkpoint folder, hub id or built-in name (``None``: the built-in default).
         served_model_name: Name reported in responses and ``/v1/models`` (default: the model's).
+        device: ``cpu``, ``cuda``, ``cuda:1``... (``None``: CUDA when available).
+        dtype: ``bf16``, ``fp16`` or ``fp32`` (``None``: bf16 on CUDA, fp32 on CPU).
+        min_pixels: Smallest image area after resizing (the reference's 3136).
+        max_pixels: Largest image area after resizing (the reference's 602112).
+        vision_cache_bytes: Budget of the vision-feature cache (``None``: per device; 0: off).
+        local_files_only: Never contact the Hugging Face hub when loading the model.
+        max_batch_tokens: Padded-token budget of one forward pass.
+        max_batch_size: Most pairs in one forward pass.
         api_keys: Accepted Bearer keys; empty turns authentication off.
         rpm_limit: Requests per minute per API key (Jina's default 500; 0 disables).
         tpm_limit: Tokens per minute per API key (Jina's default 1,000,000; 0 disables).
@@ -49,13 +77,28 @@ class ServerSettings:
         image_cache_bytes: Budget of the content-addressed image cache.
         image_cache_dir: Optional on-disk folder for that cache.
         image_limits: Byte, pixel and fetch limits for every image.
+
+    Raises:
+        InvalidInputError: A value of the wrong type or out of range (the message names it).
     """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED_DELIMITER, frozen=True,
+        extra="forbid")
 
     host: str = "127.0.0.1"
     port: int = 8080
     model: str | None = None
     served_model_name: str | None = None
-    api_keys: tuple[str, ...] = ()
+    device: str | None = None
+    dtype: str | None = None
+    min_pixels: int = ImageSizing.min_pixels
+    max_pixels: int = ImageSizing.max_pixels
+    vision_cache_bytes: int | None = None
+    local_files_only: bool = False
+    max_batch_tokens: int = EngineConfig.max_batch_tokens
+    max_batch_size: int = EngineConfig.max_batch_size
+    api_keys: _CommaList = ()
     rpm_limit: int = 500
     tpm_limit: int = 1_000_000
     max_body_bytes: int = 64 * _MIB
@@ -65,44 +108,94 @@ class ServerSettings:
     max_queue_pairs: int = 4096
     max_batch_wait_ms: float = 5.0
     drain_timeout_s: float = 30.0
-    image_allow_hosts: tuple[str, ...] = ()
+    image_allow_hosts: _CommaList = ()
     media_dir: Path | None = None
     image_cache_bytes: int = 256 * _MIB
     image_cache_dir: Path | None = None
-    image_limits: ImageLimits = field(default_factory=ImageLimits)
+    image_limits: ImageLimits = ImageLimits()
 
-    def __post_init__(self) -> None:
+    def __init__(self, **values: Any) -> None:
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise _describe(exc) from None
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Only the constructor's arguments: the environment is read by :meth:`from_env`."""
+        return (init_settings,)
+
+    @field_validator("api_keys", "image_allow_hosts", mode="before")
+    @classmethod
+    def _split_commas(cls, value: Any) -> Any:
+        return _split(value) if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> ServerSettings:
         if not 0 < self.port < 65536:
             raise InvalidInputError(f"port must be in 1..65535, got {self.port!r}")
-        for name in ("max_body_bytes", "max_documents", "max_query_chars", "request_timeout_s",
-                     "max_queue_pairs", "drain_timeout_s"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
-                raise InvalidInputError(f"{name} must be a positive number, got {value!r}")
-        for name in ("rpm_limit", "tpm_limit", "max_batch_wait_ms", "image_cache_bytes"):
+        for name in _POSITIVE:
+            if getattr(self, name) <= 0:
+                raise InvalidInputError(
+                    f"{name} must be a positive number, got {getattr(self, name)!r}")
+        for name in _NON_NEGATIVE:
             if getattr(self, name) < 0:
                 raise InvalidInputError(f"{name} must be >= 0, got {getattr(self, name)!r}")
         if any(not key.strip() for key in self.api_keys):
             raise InvalidInputError("api_keys must not contain empty keys")
+        self.engine_config()  # the engine's and the resizer's own checks, same messages
+        self.image_sizing()
+        return self
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
         """Defaults overridden by ``M0RANK_*`` variables (``M0RANK_API_KEYS`` is comma-separated;
-        ``M0RANK_API_KEYS_FILE`` adds the keys of a file)."""
+        ``M0RANK_API_KEYS_FILE`` adds the keys of a file).
+
+        Args:
+            environ: The variables to read; default ``os.environ``.
+        """
         env = os.environ if environ is None else environ
-        values: dict[str, Any] = {}
-        for item in fields(cls):
-            raw = env.get(ENV_PREFIX + item.name.upper())
-            if raw is not None and item.name in _PARSERS:
-                values[item.name] = _parse(item.name, raw, _PARSERS[item.name])
+        try:
+            values = _MappingEnvSource(cls, env)()
+        except SettingsError as exc:  # a nested value that is not JSON
+            raise _env_error(exc.__cause__) if isinstance(exc.__cause__, _InvalidValue) \
+                else InvalidInputError(str(exc)) from None
         keys_file = env.get(ENV_PREFIX + "API_KEYS_FILE")
         if keys_file:
-            values["api_keys"] = (*values.get("api_keys", ()), *read_keys_file(Path(keys_file)))
-        return cls(**values)
+            values["api_keys"] = (*_split_any(values.get("api_keys", ())),
+                                  *read_keys_file(Path(keys_file)))
+        try:
+            return cls(**values)
+        except _InvalidValue as exc:
+            raise _env_error(exc) from None
 
     def with_overrides(self, **overrides: Any) -> ServerSettings:
-        """A copy with the non-``None`` overrides applied (how CLI flags win over the env)."""
-        return replace(self, **{k: v for k, v in overrides.items() if v is not None})
+        """A copy with the non-``None`` overrides applied (how CLI flags win over the env);
+        the copy is validated again."""
+        current = {name: getattr(self, name) for name in type(self).model_fields}
+        return type(self)(**{**current, **{k: v for k, v in overrides.items() if v is not None}})
+
+    def engine_config(self) -> EngineConfig:
+        """The engine's micro-batch limits taken from these."""
+        return EngineConfig(max_batch_tokens=self.max_batch_tokens,
+                            max_batch_size=self.max_batch_size)
+
+    def image_sizing(self) -> ImageSizing:
+        """The vision encoder's pixel budget taken from these."""
+        return ImageSizing(min_pixels=self.min_pixels, max_pixels=self.max_pixels)
+
+    def load_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of ``Reranker.from_pretrained`` for :attr:`model`."""
+        return {"device": self.device, "dtype": self.dtype, "min_pixels": self.min_pixels,
+                "max_pixels": self.max_pixels, "vision_cache_bytes": self.vision_cache_bytes,
+                "local_files_only": self.local_files_only,
+                "max_batch_tokens": self.max_batch_tokens, "max_batch_size": self.max_batch_size,
+                "image_limits": self.image_limits}
 
     def image_fetch_settings(self) -> ImageFetchSettings:
         """The image fetcher's settings taken from these."""
@@ -113,6 +206,25 @@ class ServerSettings:
             cache_bytes=self.image_cache_bytes, cache_dir=self.image_cache_dir,
             limits=self.image_limits,
         )
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' environment parsing over a given mapping instead of ``os.environ``."""
+
+    def __init__(self, settings_cls: type[BaseSettings], environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(settings_cls)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {key.lower(): value for key, value in self._environ.items()}
+
+    def prepare_field_value(self, field_name: str, field: FieldInfo, value: Any,
+                            value_is_complex: bool) -> Any:
+        """pydantic-settings' decoding, failing with the field and the raw value."""
+        try:
+            return super().prepare_field_value(field_name, field, value, value_is_complex)
+        except ValueError as exc:
+            raise _InvalidValue((field_name,), value, str(exc)) from None
 
 
 def read_keys_file(path: Path) -> tuple[str, ...]:
@@ -130,19 +242,30 @@ def _split(raw: str) -> tuple[str, ...]:
     return tuple(part.strip() for part in raw.split(",") if part.strip())
 
 
-def _parse(name: str, raw: str, parser: Callable[[str], Any]) -> Any:
-    try:
-        return parser(raw)
-    except ValueError:
-        raise InvalidInputError(
-            f"environment variable {ENV_PREFIX}{name.upper()} has an invalid value {raw!r}"
-        ) from None
+def _split_any(value: Any) -> tuple[str, ...]:
+    return _split(value) if isinstance(value, str) else tuple(value)
 
 
-_PARSERS: dict[str, Callable[[str], Any]] = {
-    "host": str, "port": int, "model": str, "served_model_name": str, "api_keys": _split,
-    "rpm_limit": int, "tpm_limit": int, "max_body_bytes": int, "max_documents": int,
-    "max_query_chars": int, "request_timeout_s": float, "max_queue_pairs": int,
-    "max_batch_wait_ms": float, "drain_timeout_s": float, "image_allow_hosts": _split,
-    "media_dir": Path, "image_cache_bytes": int, "image_cache_dir": Path,
-}
+class _InvalidValue(InvalidInputError):
+    """A value of the wrong type; ``from_env`` turns it into a message naming the variable."""
+
+    def __init__(self, path: tuple[str, ...], value: Any, reason: str) -> None:
+        super().__init__(f"{'.'.join(path)} has an invalid value {value!r}: {reason}")
+        self.path, self.value = path, value
+
+
+def _env_error(exc: _InvalidValue) -> InvalidInputError:
+    variable = ENV_PREFIX + ENV_NESTED_DELIMITER.join(exc.path).upper()
+    return InvalidInputError(f"environment variable {variable} has an invalid value {exc.value!r}")
+
+
+def _describe(exc: ValidationError) -> InvalidInputError:
+    """The error for the first problem: our own range message, or the field and its value."""
+    error = exc.errors()[0]
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, InvalidInputError):
+        return cause
+    path = tuple(str(part) for part in error["loc"])
+    if error["type"] == "extra_forbidden":
+        return InvalidInputError(f"unknown setting {path[-1]!r}")
+    return _InvalidValue(path, error["input"], error["msg"])
