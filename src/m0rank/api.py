@@ -22,15 +22,20 @@ from m0rank.config import (
     EngineConfig,
     ImageLimits,
     ImageSizing,
+    PdfLimits,
     ScoreOptions,
 )
 from m0rank.engine import Engine
+from m0rank.engine.diversity import check_diversity, fingerprint, mark_duplicates
 from m0rank.engine.ranking import check_top_n, rank_order
+from m0rank.engine.units import Unit, chunk_units, document_unit, fold_windows, page_units
 from m0rank.errors import InvalidInputError, describe_value
 from m0rank.model.base import LoadOptions, RerankerArchitecture, display_name
 from m0rank.model.loading import read_config, resolve_checkpoint_dir
 from m0rank.model.registry import resolve_architecture
+from m0rank.preprocessing.chunking import ChunkOptions
 from m0rank.preprocessing.inputs import resolve_document, to_document, to_documents
+from m0rank.preprocessing.pdf import parse_pages, read_pdf_bytes, render_pdf
 from m0rank.types import Document, PairScore, RankResult
 
 __all__ = ["Reranker", "DEFAULT_MODEL", "BUILTIN_MODELS", "select_device", "select_dtype"]
@@ -59,13 +64,16 @@ class Reranker:
         model: A loaded :class:`RerankerArchitecture`.
         engine_config: Micro-batch budget.
         image_limits: Limits applied when reading images.
+        pdf_limits: Limits applied when reading PDFs (bytes, pages, render resolution).
     """
 
     def __init__(self, model: RerankerArchitecture, *, engine_config: EngineConfig | None = None,
-                 image_limits: ImageLimits | None = None) -> None:
+                 image_limits: ImageLimits | None = None,
+                 pdf_limits: PdfLimits | None = None) -> None:
         self.model = model
         self.engine = Engine(model, engine_config)
         self.image_limits = image_limits or ImageLimits()
+        self.pdf_limits = pdf_limits or PdfLimits()
 
     @classmethod
     def from_pretrained(
@@ -139,55 +147,110 @@ class Reranker:
         documents: Sequence[Any],
         *,
         top_n: int | None = None,
-        return_documents: bool = False,
+        return_documents: bool | str = False,
         max_length: int | None = None,
         max_doc_length: int | None = None,
+        pages: Any = None,
+        chunk_size: int | None = None,
+        chunk_overlap: int = 0,
+        dedup: bool = False,
+        diversity: float | None = None,
     ) -> list[RankResult]:
         """Rank ``documents`` by relevance to ``query``, most relevant first.
 
         Args:
             query: Text, a ``PIL.Image``, a dict (``{"text"}``/``{"image"}``) or a Document.
-            documents: A non-empty list of the same kinds; kinds may be mixed in one call.
-            top_n: Keep the best ``top_n`` (``None``: all).
-            return_documents: Attach each input document to its result.
+            documents: A non-empty list of the same kinds, or ``{"pdf": SRC}`` (each page is
+                ranked as its own result, ``page`` set); kinds may be mixed in one call.
+            top_n: Keep the best ``top_n`` (``None``: all); pages count one each.
+            return_documents: Attach each input document to its result; ``"chunk"`` attaches
+                only the best window of a chunked text.
             max_length: Longest prompt in tokens (default 10240).
             max_doc_length: Longest text document in tokens (default derived).
+            pages: 1-based pages read from PDFs without their own ``"pages"`` (``[1, 3]``,
+                ``"1-3,7"``; ``None``: all, within ``PdfLimits.max_pages``).
+            chunk_size: Split texts longer than this many tokens into windows and score each
+                document by its best window (MaxP); ``None`` (default) truncates as the
+                reference does. The result's ``chunk`` names the window.
+            chunk_overlap: Tokens shared by consecutive windows.
+            dedup: Mark near-duplicates of better-ranked documents (``duplicate_of``).
+            diversity: Re-order by maximal marginal relevance with this λ in [0, 1].
 
         Returns:
-            Results sorted by score descending; ties keep input order.
+            Results sorted by score descending (or by MMR); ties keep input order.
 
         Raises:
-            InvalidInputError: Empty or malformed query/documents, bad ``top_n``.
-            ImageError: An image cannot be read or has an unusable size.
+            InvalidInputError: Empty or malformed query/documents, bad options.
+            ImageError: An image or PDF cannot be read or has an unusable size.
+            InputTooLargeError: A PDF over the size or page limit.
         """
         check_top_n(top_n)
+        check_diversity(diversity)
         originals = to_documents(documents)
         options = _score_options(max_length, None, max_doc_length)
-        scores = self._score_documents(to_document(query, "query"), originals, options)
-        ranked = rank_order([s.score for s in scores], top_n)
+        units, scores = self._score_units(
+            to_document(query, "query"), originals, options, parse_pages(pages),
+            _chunking(chunk_size, chunk_overlap))
+        prints = [fingerprint(unit.source) for unit in units] if dedup or \
+            diversity is not None else None
+        ranked = rank_order([s.score for s in scores], top_n, diversity=diversity,
+                            fingerprints=prints)
+        duplicates = mark_duplicates(ranked, prints) if dedup and prints else {}
         return [
-            RankResult(index=i, score=scores[i].score, warnings=scores[i].warnings,
-                       document=originals[i] if return_documents else None)
+            RankResult(index=units[i].index, score=scores[i].score, warnings=scores[i].warnings,
+                       page=units[i].page, chunk=scores[i].chunk,
+                       duplicate_of=units[duplicates[i]].index if i in duplicates else None,
+                       document=_returned(originals[units[i].index], units[i], return_documents))
             for i in ranked
         ]
 
     def score(
         self, query: Any, documents: Sequence[Any], *, max_length: int | None = None,
         max_doc_length: int | None = None, max_query_length: int | None = None,
+        pages: Any = None, chunk_size: int | None = None, chunk_overlap: int = 0,
     ) -> list[PairScore]:
-        """Score every document against ``query``; results in input order, with logits and
-        token counts (what the server and the evaluation harness build on)."""
+        """Score every document against ``query``, with logits and token counts (what the
+        server and the evaluation harness build on).
+
+        Results are in input order, one per document, except that a PDF gives one per page
+        (``PairScore.page``). ``pages``, ``chunk_size`` and ``chunk_overlap`` work as in
+        :meth:`rank`; a chunked document's ``num_tokens`` counts every window scored.
+        """
         options = _score_options(max_length, max_query_length, max_doc_length)
         query_doc = to_document(query, "query")
-        return self._score_documents(query_doc, to_documents(documents), options)
+        return self._score_units(query_doc, to_documents(documents), options,
+                                 parse_pages(pages), _chunking(chunk_size, chunk_overlap))[1]
 
     def _score_documents(self, query: Document, documents: Sequence[Document],
                          options: ScoreOptions) -> list[PairScore]:
         """Resolve the coerced query and documents (images read once), then score every pair."""
+        return self._score_units(query, documents, options, None, None)[1]
+
+    def _score_units(self, query: Document, documents: Sequence[Document], options: ScoreOptions,
+                     pages: tuple[int, ...] | None, chunking: ChunkOptions | None,
+                     ) -> tuple[list[Unit], list[PairScore]]:
+        """Expand PDFs into pages and long texts into windows, score every unit, fold the
+        windows of each document into its best (see ``m0rank.engine.units``)."""
         query_doc = self._resolve(query, "query")
-        fields = [f"documents[{i}]" for i in range(len(documents))]
-        resolved = [self._resolve(doc, field) for doc, field in zip(documents, fields, strict=True)]
-        return self.engine.score([(query_doc, doc) for doc in resolved], options, fields)
+        units = chunk_units(self._units(documents, pages), chunking)
+        scores = self.engine.score([(query_doc, unit.document) for unit in units], options,
+                                   [unit.field for unit in units])
+        return fold_windows(units, scores)
+
+    def _units(self, documents: Sequence[Document], pages: tuple[int, ...] | None) -> list[Unit]:
+        units: list[Unit] = []
+        for index, document in enumerate(documents):
+            field = f"documents[{index}]"
+            if document.pdf is None:
+                units.append(document_unit(index, self._resolve(document, field), field))
+                continue
+            data = read_pdf_bytes(document.pdf, f"{field}.pdf", self.pdf_limits,
+                                  self.image_limits)
+            rendered = render_pdf(data, f"{field}.pdf", pages=document.pages or pages,
+                                  limits=self.pdf_limits)
+            units.extend(page_units(index, rendered, field,
+                                    use_text_layer=self.model.reads_text_layer))
+        return units
 
     def compute_score(
         self,
@@ -288,6 +351,28 @@ def _score_options(max_length: int | None, max_query_length: int | None,
             max_query_length = min(DEFAULT_MAX_QUERY_LENGTH, max(1, length // 2))
     return ScoreOptions(max_length=length, max_query_length=max_query_length,
                         max_doc_length=max_doc_length)
+
+
+def _chunking(chunk_size: int | None, chunk_overlap: int) -> ChunkOptions | None:
+    """Chunk options, or ``None`` (truncate as the reference) without ``chunk_size``."""
+    if chunk_size is None:
+        if chunk_overlap:
+            raise InvalidInputError(f"chunk_overlap needs chunk_size, got chunk_overlap="
+                                    f"{chunk_overlap!r} without it")
+        return None
+    return ChunkOptions(chunk_size=chunk_size, chunk_overlap=chunk_overlap)
+
+
+def _returned(original: Document, unit: Unit, how: bool | str) -> Document | None:
+    """What ``return_documents`` attaches: nothing, the input document, or (``"chunk"``)
+    the best window of a chunked text."""
+    if how not in (True, False, "chunk"):
+        raise InvalidInputError(f"return_documents must be true, false or 'chunk', got {how!r}")
+    if not how:
+        return None
+    if how == "chunk" and unit.span is not None:
+        return unit.document
+    return original
 
 
 def _normalise_pairs(pairs: Any) -> list[tuple[Any, Any]]:

@@ -13,6 +13,7 @@ from m0rank.errors import InvalidInputError
 __all__ = [
     "ImageLimits",
     "ImageSizing",
+    "PdfLimits",
     "ScoreOptions",
     "EngineConfig",
     "DEFAULT_MAX_LENGTH",
@@ -55,6 +56,26 @@ class ImageLimits:
     def __post_init__(self) -> None:
         for name in ("min_side", "max_aspect_ratio", "max_bytes", "max_pixels", "fetch_timeout"):
             _require_positive(f"ImageLimits.{name}", getattr(self, name))
+
+
+@dataclass(frozen=True, kw_only=True)
+class PdfLimits:
+    """Limits applied while reading a PDF document (over them: ``InputTooLargeError``, 413).
+
+    Args:
+        max_bytes: Largest PDF file accepted (file, download or base64 payload).
+        max_pages: Most pages read from one PDF (after the ``pages`` selection).
+        render_pixels: Page area in pixels when rendering: the reference's ``max_pixels``,
+            so pages are rendered at the resolution the model resizes to anyway.
+    """
+
+    max_bytes: int = 50 * 1024 * 1024
+    max_pages: int = 100
+    render_pixels: int = 602112
+
+    def __post_init__(self) -> None:
+        for name in ("max_bytes", "max_pages", "render_pixels"):
+            _require_positive(f"PdfLimits.{name}", getattr(self, name))
 
 
 @dataclass(frozen=True, kw_only=True)

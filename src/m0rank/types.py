@@ -30,6 +30,11 @@ class Document:
         text: The text, or ``None`` for an image-only document.
         images: Image sources in order: a local path, an http(s) URL, base64 text (with or
             without a ``data:`` prefix), raw bytes, or a ``PIL.Image.Image``.
+        pdf: A PDF source (path, URL, base64, data URI or bytes): the document stands for its
+            pages, each ranked as an image document (``m0rank.preprocessing.pdf``).
+        pages: 1-based pages of ``pdf`` to read (``None``: all, within the page limit).
+        text_layer: The text a page's source carries beside its pixels (a PDF text layer);
+            families that read text rather than pixels use it instead of OCR.
 
     Example:
         >>> Document(text="A cat on a mat").modality
@@ -38,17 +43,22 @@ class Document:
 
     text: str | None = None
     images: tuple[Any, ...] = field(default=())
+    pdf: Any = None
+    pages: tuple[int, ...] | None = None
+    text_layer: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.images, tuple):
             object.__setattr__(self, "images", tuple(self.images))
+        if self.pages is not None and not isinstance(self.pages, tuple):
+            object.__setattr__(self, "pages", tuple(self.pages))
 
     @property
     def modality(self) -> Modality:
-        """``text``, ``image`` or ``mixed``, from which parts are present."""
+        """``text``, ``image`` or ``mixed``, from which parts are present (a PDF is images)."""
         if self.images and self.text is not None:
             return Modality.MIXED
-        return Modality.IMAGE if self.images else Modality.TEXT
+        return Modality.IMAGE if self.images or self.pdf is not None else Modality.TEXT
 
     def to_dict(self) -> dict[str, Any]:
         """The HTTP API's shape: ``{"text": ...}``, ``{"image": ...}`` or both keys.
@@ -62,6 +72,8 @@ class Document:
         if self.images:
             shown = [img if isinstance(img, str) else "<image>" for img in self.images]
             out["image"] = shown[0] if len(shown) == 1 else shown
+        if self.pdf is not None:
+            out["pdf"] = self.pdf if isinstance(self.pdf, str) else "<pdf>"
         return out
 
 
@@ -74,12 +86,17 @@ class PairScore:
         logit: The head's raw output (before the architecture's normalisation).
         num_tokens: Tokens the model read for this pair, image tokens included.
         warnings: Human-readable notes (for example, a photo the model cannot judge).
+        page: 1-based PDF page this score is for (``None`` for other documents).
+        chunk: ``[start, end)`` character span of the best window when the document was
+            chunked (``chunk_size``), else ``None``; ``num_tokens`` then counts every window.
     """
 
     score: float
     logit: float
     num_tokens: int
     warnings: tuple[str, ...] = ()
+    page: int | None = None
+    chunk: tuple[int, int] | None = None
 
 
 @dataclass(frozen=True)
@@ -91,12 +108,21 @@ class RankResult:
         score: Relevance in [0, 1]; higher is more relevant.
         document: The input document, when ``return_documents=True``.
         warnings: Notes from the model about this document (empty for m0).
+        page: 1-based page of a PDF document (``None`` for other documents); each page is
+            its own result.
+        chunk: ``[start, end)`` character span of the best-scoring window of a chunked text
+            (``chunk_size``), else ``None``.
+        duplicate_of: With ``dedup=True``, the index of the higher-ranked document this one
+            nearly duplicates, else ``None``.
     """
 
     index: int
     score: float
     document: Document | None = None
     warnings: tuple[str, ...] = ()
+    page: int | None = None
+    chunk: tuple[int, int] | None = None
+    duplicate_of: int | None = None
 
 
 @dataclass(frozen=True)

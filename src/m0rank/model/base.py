@@ -93,6 +93,9 @@ class RerankerArchitecture(ABC):
       a thread pool.
     - ``overlaps_batches = True`` with :meth:`launch` / :meth:`collect`: ``forward`` split in
       two, so the engine queues micro-batch n + 1 on the device before waiting for n.
+    - ``reads_text_layer = True``: the family reads a page's text, not its pixels (OCR-based
+      or text-only), so a PDF page that carries a text layer reaches it as that text and
+      needs no OCR (``m0rank.preprocessing.pdf.page_document``).
     - :meth:`count_tokens`, :meth:`warmup`, :meth:`cache_stats`.
     - Training: :meth:`trainable_module`, :meth:`train_logits` (``forward``'s code path with
       autograd on), :meth:`lora_targets`, ``score_logit_offset`` and :meth:`save_pretrained`
@@ -109,6 +112,7 @@ class RerankerArchitecture(ABC):
     packs_sequences: bool = False
     parallel_preprocess: ClassVar[bool] = False
     overlaps_batches: ClassVar[bool] = False
+    reads_text_layer: ClassVar[bool] = False
     model_name: str = "unknown"
     score_logit_offset: ClassVar[float] = 0.0
 

@@ -5,6 +5,8 @@ Accepted shapes for a query or a document:
 - ``str``: text.
 - ``PIL.Image.Image``: an image.
 - ``{"text": ...}``, ``{"image": SRC}``, ``{"image": [SRC, ...]}`` or both keys (mixed).
+- ``{"pdf": SRC}`` (optionally ``"pages": [1, 3]`` or ``"1-3"``): a PDF, ranked per page
+  (``m0rank.preprocessing.pdf``); it is expanded into page documents before scoring.
 - vLLM's multimodal shape ``{"content": [{"type": "text", "text": ...},
   {"type": "image_url", "image_url": {"url": SRC}}]}``.
 - :class:`m0rank.types.Document`.
@@ -22,6 +24,7 @@ from PIL import Image
 from m0rank.config import ImageLimits
 from m0rank.errors import InvalidInputError, describe_value
 from m0rank.preprocessing.images import load_image
+from m0rank.preprocessing.pdf import parse_pages
 from m0rank.types import Document
 
 __all__ = ["to_document", "to_documents", "resolve_document", "coerce_documents", "image_fields",
@@ -94,6 +97,8 @@ def image_fields(field: str, count: int) -> list[str]:
 
 
 def _from_dict(value: dict[str, Any], field: str) -> Document:
+    if "pdf" in value:
+        return _from_pdf_dict(value, field)
     if "content" in value and not ({"text", "image"} & value.keys()):
         return _from_content_parts(value["content"], f"{field}.content")
     if not ({"text", "image"} & value.keys()):
@@ -113,6 +118,16 @@ def _from_dict(value: dict[str, Any], field: str) -> Document:
     else:
         images = (raw_images,)
     return Document(text=text, images=images)
+
+
+def _from_pdf_dict(value: dict[str, Any], field: str) -> Document:
+    if {"text", "image", "content"} & value.keys():
+        raise InvalidInputError(f"{field} must have either a 'pdf' key or 'text'/'image' keys, "
+                                f"got keys {sorted(value)}")
+    source = value["pdf"]
+    if source is None or (isinstance(source, str) and not source.strip()):
+        raise InvalidInputError(f"{field}.pdf must not be empty")
+    return Document(pdf=source, pages=parse_pages(value.get("pages"), f"{field}.pages"))
 
 
 def _from_content_parts(parts: Any, field: str) -> Document:
@@ -142,5 +157,5 @@ def _from_content_parts(parts: Any, field: str) -> Document:
 def _check_not_empty(document: Document, field: str) -> None:
     if document.text is not None and not document.images and not document.text.strip():
         raise InvalidInputError(f"{field} must not be empty or only whitespace")
-    if document.text is None and not document.images:
+    if document.text is None and not document.images and document.pdf is None:
         raise InvalidInputError(f"{field} has neither text nor image")

@@ -44,6 +44,7 @@ class DummyReranker(RerankerArchitecture):
     """Word-overlap scores through the three-stage contract; no weights, no torch."""
 
     architecture_names: ClassVar[tuple[str, ...]] = (DUMMY_ARCHITECTURE,)
+    reads_text_layer: ClassVar[bool] = True  # reads text only: PDF pages by their text layer
     parallel_preprocess: ClassVar[bool] = True  # pure functions of their inputs
 
     def __init__(self, model_name: str = "m0rank-dummy") -> None:
