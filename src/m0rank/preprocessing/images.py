@@ -17,7 +17,7 @@ import binascii
 import io
 import os
 import warnings
-from typing import Any
+from typing import Any, Literal
 
 from PIL import Image, ImageOps, UnidentifiedImageError
 
@@ -38,15 +38,47 @@ __all__ = [
     "validate_image_size",
     "check_byte_size",
     "is_url",
+    "classify_image_source",
+    "ImageSourceKind",
 ]
+
+ImageSourceKind = Literal["url", "data-uri", "base64", "path"]
 
 _DATA_PREFIX = "data:"
 _MAX_PATH_LENGTH = 4096
+# Real base64 images are longer than this (a 1x1 PNG is ~90 characters), so a shorter string
+# with a '/' is a path even though '/' is a base64 character.
+_SHORT_PATH = 64
 
 
 def is_url(source: str) -> bool:
     """True for ``http://`` and ``https://`` sources."""
     return source.startswith(("http://", "https://"))
+
+
+def classify_image_source(source: str) -> ImageSourceKind:
+    """What a (stripped) image string is: ``url``, ``data-uri``, ``path`` or ``base64``.
+
+    The one rule shared by the library and the server (which accepts paths only under its
+    media folder). A path starts like one (``./``, ``../``, ``~``, ``file:``), has a ``\\``
+    or a ``.`` (neither is in the base64 alphabet), or is short and has a ``/``. Strings with
+    whitespace are base64 (wrapped lines), and so is everything else: raw JPEG base64 starts
+    with ``/9j/``, so a leading ``/`` alone does not make a path.
+
+    Example:
+        >>> classify_image_source("./cat.png"), classify_image_source("/9j/4AAQSkZJRg" * 8)
+        ('path', 'base64')
+    """
+    if is_url(source):
+        return "url"
+    if source.startswith(_DATA_PREFIX):
+        return "data-uri"
+    if len(source) > _MAX_PATH_LENGTH or any(ch.isspace() for ch in source):
+        return "base64"
+    if source.startswith(("./", "../", "~", "file:")) or "\\" in source or "." in source \
+            or ("/" in source and len(source) < _SHORT_PATH):
+        return "path"
+    return "base64"
 
 
 def load_image(source: Any, field: str, limits: ImageLimits | None = None) -> Image.Image:
@@ -76,9 +108,12 @@ def load_image(source: Any, field: str, limits: ImageLimits | None = None) -> Im
     source = source.strip()
     if not source:
         raise InvalidInputError(f"{field} must not be empty")
-    if is_url(source):
+    kind = classify_image_source(source)
+    if kind == "url":
         return decode_image_bytes(fetch_image_bytes(source, field, limits), field, limits)
-    if _looks_like_path(source):
+    # Locally, an existing file wins over any reading of the string (e.g. "my page.png").
+    if kind == "path" or (kind == "base64" and len(source) <= _MAX_PATH_LENGTH
+                          and os.path.exists(source)):
         return decode_image_bytes(_read_file(source, field, limits), field, limits)
     return decode_image_bytes(decode_base64_image(source, field, limits), field, limits)
 
@@ -193,21 +228,6 @@ def _read_file(path: str, field: str, limits: ImageLimits) -> bytes:
             return handle.read()
     except OSError as exc:
         raise ImageError(f"{field}: cannot read file {path!r} ({exc.strerror})") from None
-
-
-def _looks_like_path(source: str) -> bool:
-    if len(source) > _MAX_PATH_LENGTH or source.startswith(_DATA_PREFIX):
-        return False
-    return os.path.exists(source) or source.startswith(("/", "./", "../", "~")) or (
-        os.sep in source and "." in os.path.basename(source) and " " not in source[:1]
-        and not _is_base64_alphabet(source)
-    )
-
-
-def _is_base64_alphabet(text: str) -> bool:
-    sample = text[:256]
-    allowed = set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=\n\r")
-    return len(text) >= 64 and all(ch in allowed for ch in sample)
 
 
 def check_byte_size(size: int, field: str, limits: ImageLimits) -> None:

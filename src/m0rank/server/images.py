@@ -48,6 +48,7 @@ from m0rank.errors import (
 )
 from m0rank.preprocessing.images import (
     check_byte_size,
+    classify_image_source,
     decode_base64_image,
     decode_image_bytes,
     is_url,
@@ -374,9 +375,10 @@ class ImageResolver:
         if path is not None:
             check_byte_size(path.stat().st_size, field, self.limits)
             return path.read_bytes()
-        if source.startswith("data:"):
+        kind = classify_image_source(source)
+        if kind == "data-uri":
             return decode_base64_image(source, field, self.limits)
-        path_like = _looks_like_path(source)
+        path_like = kind == "path"
         if path_like and not _BASE64_CHARS.issuperset(source):
             raise self._path_refused(source, field)
         try:
@@ -403,14 +405,6 @@ class ImageResolver:
                               f"(got {source[:80]!r}); send a URL or base64 data")
         return ImageError(f"{field}: {source[:80]!r} is not a file under the server's media "
                           f"folder")
-
-
-def _looks_like_path(source: str) -> bool:
-    """Paths start like one, or have a dot or a short '/'; base64 has no '.', '~' or '\\'."""
-    if len(source) > _MAX_PATH_LENGTH or any(ch.isspace() for ch in source):
-        return False
-    return source.startswith(("./", "../", "~", "file:")) or "\\" in source or "." in source \
-        or ("/" in source and len(source) < 64)
 
 
 def _being_cancelled() -> bool:
