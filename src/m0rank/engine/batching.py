@@ -11,12 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-__all__ = ["plan_micro_batches", "plan_packed_batches", "padded_cost"]
-
-
-def padded_cost(lengths: Sequence[int]) -> int:
-    """Tokens one left-padded batch of these rows occupies."""
-    return len(lengths) * max(lengths) if lengths else 0
+__all__ = ["plan_micro_batches", "plan_packed_batches"]
 
 
 def plan_micro_batches(lengths: Sequence[int], max_tokens: int, max_size: int) -> list[list[int]]:
