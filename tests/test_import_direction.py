@@ -24,7 +24,7 @@ LAYERS = {
     "engine": 4,
     "api": 5, "__init__": 5, "__main__": 7,
     "server": 6, "cli": 7, "eval": 6,
-    "batch": 6, "ray": 6,
+    "batch": 6, "ray": 6, "train": 6,
 }
 PUBLIC_FOR_EVAL = {"m0rank", "m0rank.api", "m0rank.errors", "m0rank.types", "m0rank._version"}
 
