@@ -21,7 +21,7 @@ LAYERS = {
     "config": 1,
     "preprocessing": 2,
     "model": 3,
-    "engine": 4,
+    "engine": 4, "explain": 4,
     "api": 5, "__init__": 5, "__main__": 7,
     "server": 6, "cli": 7, "eval": 6,
     "batch": 6, "ray": 6, "train": 6,

@@ -30,12 +30,13 @@ from m0rank.engine.diversity import check_diversity, fingerprint, mark_duplicate
 from m0rank.engine.ranking import check_top_n, rank_order
 from m0rank.engine.units import Unit, chunk_units, document_unit, fold_windows, page_units
 from m0rank.errors import InvalidInputError, describe_value
+from m0rank.explain import Explanation, check_method, explain_pair
 from m0rank.model.base import LoadOptions, RerankerArchitecture, display_name
 from m0rank.model.loading import read_config, resolve_checkpoint_dir
 from m0rank.model.registry import resolve_architecture
 from m0rank.preprocessing.chunking import ChunkOptions
 from m0rank.preprocessing.inputs import resolve_document, to_document, to_documents
-from m0rank.preprocessing.pdf import parse_pages, read_pdf_bytes, render_pdf
+from m0rank.preprocessing.pdf import page_document, parse_pages, read_pdf_bytes, render_pdf
 from m0rank.types import Document, PairScore, RankResult
 
 __all__ = ["Reranker", "DEFAULT_MODEL", "BUILTIN_MODELS", "select_device", "select_dtype"]
@@ -45,7 +46,8 @@ logger = logging.getLogger(__name__)
 _BUILTIN_ROOT = Path(__file__).parent / "builtin"
 # Names that resolve to model folders shipped inside the package (no download, no hub).
 BUILTIN_MODELS: dict[str, Path] = {
-    "m0rank-offline": _BUILTIN_ROOT / "offline-default",
+    "m0rank-offline": _BUILTIN_ROOT / "offline-v2",
+    "m0rank-offline-v1": _BUILTIN_ROOT / "offline-default",
     "m0rank-dummy": _BUILTIN_ROOT / "dummy",
 }
 DEFAULT_MODEL = "m0rank-offline"
@@ -252,6 +254,60 @@ class Reranker:
                                     use_text_layer=self.model.reads_text_layer))
         return units
 
+    def explain(
+        self, query: Any, document: Any, method: str = "occlusion", *,
+        block: int | None = None, layers: Sequence[int] | None = None,
+        heads: Sequence[int] | None = None, max_length: int | None = None,
+        max_doc_length: int | None = None,
+    ) -> Explanation:
+        """Why ``document`` scores what it scores for ``query``.
+
+        Args:
+            query: As in :meth:`rank`.
+            document: One document: text, an image, mixed, or ``{"pdf": SRC, "pages": [n]}``
+                (one page; page 1 when ``pages`` is absent).
+            method: ``"occlusion"`` (every family: cover a block, measure the score drop),
+                ``"attention"`` (jina-reranker-m0: last-token attention over the image
+                tokens, eager) or ``"gradient"`` (jina-reranker-m0: gradient x input).
+            block: Occlusion block: cells per side for images, words for text (default: the
+                smallest giving at most 64 variants).
+            layers: Attention layers to average (default all; ``[-1]`` is the last).
+            heads: Attention heads to average (default all).
+            max_length: As in :meth:`rank`.
+            max_doc_length: As in :meth:`rank`.
+
+        Returns:
+            An :class:`~m0rank.explain.Explanation`: ``score`` (served), ``method_score``,
+            a ``heatmap`` with ``.overlay()`` for images, or ``spans`` for text.
+
+        Raises:
+            InvalidInputError: Bad input or option.
+            UnsupportedOperationError: The family cannot run ``method``.
+        """
+        check_method(method)
+        options = _score_options(max_length, None, max_doc_length)
+        query_doc = self._resolve(to_document(query, "query"), "query")
+        target = self._explained(to_document(document, "document"))
+
+        def score(documents: Sequence[Document]) -> list[float]:
+            pairs = [(query_doc, doc) for doc in documents]
+            return [s.score for s in self.engine.score(pairs, options, ["document"] * len(pairs))]
+
+        return explain_pair(self.model, score, query_doc, target, method=method,
+                            options=options, block=block, layers=layers, heads=heads)
+
+    def _explained(self, document: Document) -> Document:
+        """The resolved document to explain; a PDF gives its one selected page."""
+        if document.pdf is None:
+            return self._resolve(document, "document")
+        pages = document.pages or (1,)
+        if len(pages) != 1:
+            raise InvalidInputError(f"document.pages must name one page to explain, got "
+                                    f"{list(pages)}")
+        data = read_pdf_bytes(document.pdf, "document.pdf", self.pdf_limits, self.image_limits)
+        [page] = render_pdf(data, "document.pdf", pages=pages, limits=self.pdf_limits)
+        return page_document(page, use_text_layer=self.model.reads_text_layer)
+
     def compute_score(
         self,
         pairs: Sequence[Any],
@@ -283,7 +339,7 @@ class Reranker:
             (self._side(q, query_type, f"pairs[{i}][0]"), self._side(d, doc_type, f"pairs[{i}][1]"))
             for i, (q, d) in enumerate(pairs)
         ]
-        engine = Engine(self.model, EngineConfig(
+        engine = self.engine.with_config(EngineConfig(
             max_batch_tokens=self.engine.config.max_batch_tokens, max_batch_size=batch_size,
             show_progress=show_progress))
         results = engine.score(documents, options, [f"pairs[{i}]" for i in range(len(pairs))])
