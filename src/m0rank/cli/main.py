@@ -23,6 +23,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("m0rank.cli.serve", "start the Jina/Cohere-compatible HTTP server"),
     "eval": ("m0rank.cli.eval", "evaluate models on BEIR-style collections"),
     "batch": ("m0rank.cli.batch", "score many pairs into sharded parquet (local or Ray)"),
+    "explain": ("m0rank.cli.explain", "show why a document scores what it scores (heatmap)"),
     "train": ("m0rank.cli.train", "fine-tune a reranker (LoRA or full) and save it"),
 }
 
