@@ -18,13 +18,17 @@ MODEL_OPTIONS = ("device", "dtype", "min_pixels", "max_pixels", "local_files_onl
                  "vision_cache_bytes")
 
 
-def add_model_arguments(parser: argparse.ArgumentParser, *, several_models: bool = False) -> None:
+def add_model_arguments(parser: argparse.ArgumentParser, *,
+                        several_models: bool = False) -> argparse._ArgumentGroup:
     """``--model``, ``--device``, ``--dtype``, the image pixel budget and hub access.
 
     Args:
         parser: The subcommand's parser.
         several_models: ``--model`` may be repeated (``args.model`` is then a list, empty when
             not given), as ``m0rank eval`` compares models.
+
+    Returns:
+        The "model" argument group, for a subcommand's own model options.
     """
     group = parser.add_argument_group("model")
     where = "checkpoint folder, hub id (e.g. jinaai/jina-reranker-m0) or built-in name"
@@ -45,6 +49,7 @@ def add_model_arguments(parser: argparse.ArgumentParser, *, several_models: bool
                        help="budget of the vision-feature cache (0 disables; default: per device)")
     group.add_argument("--local-files-only", action="store_true",
                        help="never contact the Hugging Face hub")
+    return group
 
 
 def model_kwargs(args: argparse.Namespace) -> dict[str, Any]:

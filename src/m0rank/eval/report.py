@@ -9,18 +9,17 @@ from __future__ import annotations
 
 import json
 import platform
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 from m0rank import __version__
-from m0rank.eval.runner import WINOGROUND_METRICS, DatasetResult
+from m0rank.eval.runner import WINOGROUND_METRICS, DatasetResult, EvalReport
 
 __all__ = ["Table", "build_table", "render_rich", "to_markdown", "to_markdown_details",
-           "to_json", "write_json",
-           "write_box_plot"]
+           "to_json", "write_json", "write_box_plot", "save_report"]
 
 
 @dataclass(frozen=True)
@@ -194,3 +193,35 @@ def _per_query(results: Sequence[DatasetResult], model: str,
 
 def _cell(value: float | None) -> str:
     return "–" if value is None else f"{100 * value:.2f}"
+
+
+def save_report(report: EvalReport, folder: str | Path, name: str, *,
+                machine: str | None = None, extra_settings: Mapping[str, Any] | None = None,
+                ) -> list[Path]:
+    """Write ``<name>.json``, ``<name>.md`` and ``<name>.png`` into ``folder``.
+
+    Args:
+        report: From :func:`m0rank.eval.runner.run_evaluation`.
+        folder: Created when missing.
+        name: File name stem.
+        machine: Machine description stored in the JSON (default: architecture and OS).
+        extra_settings: More settings stored in the JSON (device, dtype...).
+
+    Returns:
+        The three files written.
+    """
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = [out / f"{name}.json", out / f"{name}.md", out / f"{name}.png"]
+    settings = {**report.settings(), **(extra_settings or {})}
+    write_json(paths[0], to_json(report.results, settings, machine=machine,
+                                 skipped=[cell.as_dict() for cell in report.skipped]))
+    used = ", ".join(f"{dataset}: {label}" for dataset, label in report.first_stages.items())
+    caption = (f"Scores x 100; first stage ({used}), top {report.options.top_k} reranked; "
+               f"headline metric per column.")
+    markdown = to_markdown(build_table(report.results), caption=caption)
+    markdown += "".join(f"\n{cell.note()}\n" for cell in report.skipped)
+    markdown += "\n" + to_markdown_details(report.results)
+    paths[1].write_text(markdown, encoding="utf-8")
+    write_box_plot(report.results, paths[2])
+    return paths
