@@ -25,12 +25,21 @@ from m0rank.eval.metrics import (
     recall_at_k,
     winoground_scores,
 )
+from m0rank.eval.report import save_report
 from m0rank.eval.runner import (
     DEFAULT_METRICS,
+    BeirDataset,
+    CacheSpec,
     DatasetResult,
+    EvalOptions,
+    EvalReport,
+    SkippedCell,
+    WinogroundDataset,
     evaluate_run,
     first_stage_result,
+    load_dataset,
     model_result,
+    run_evaluation,
     winoground_result,
 )
 
@@ -40,4 +49,6 @@ __all__ = [
     "ndcg_at_k", "recall_at_k", "mrr_at_k", "map_at_k", "winoground_scores",
     "mean_over_queries", "ScoreCache", "model_fingerprint", "DatasetResult", "DEFAULT_METRICS",
     "evaluate_run", "first_stage_result", "model_result", "winoground_result",
+    "EvalOptions", "CacheSpec", "BeirDataset", "WinogroundDataset", "SkippedCell", "EvalReport",
+    "load_dataset", "run_evaluation", "save_report",
 ]
