@@ -30,7 +30,7 @@ class Gate:
         self.entered = threading.Event()
         self.release = threading.Event()
         self.batches: list[list[int]] = []
-        original = engine.run_batch
+        original = engine.launch
 
         def run_batch(batch):
             self.entered.set()
@@ -38,7 +38,7 @@ class Gate:
             self.batches.append([p.num_tokens for p in batch])
             return original(batch)
 
-        engine.run_batch = run_batch
+        engine.launch = run_batch
 
     async def wait_entered(self) -> None:
         assert await asyncio.to_thread(self.entered.wait, 30)
@@ -156,7 +156,7 @@ def test_full_queue_raises_overloaded_and_cancelled_pairs_are_skipped(reranker):
 
 def test_a_failing_forward_pass_fails_its_requests_only(reranker):
     engine = Engine(reranker.model)
-    original = engine.run_batch
+    original = engine.launch
     calls = []
 
     def flaky(batch):
@@ -165,7 +165,7 @@ def test_a_failing_forward_pass_fails_its_requests_only(reranker):
             raise RuntimeError("device fell over")
         return original(batch)
 
-    engine.run_batch = flaky
+    engine.launch = flaky
 
     async def scenario():
         batcher = Batcher(engine, BatcherConfig(max_wait_ms=0))
@@ -237,14 +237,14 @@ def test_pairs_being_prepared_count_against_the_bound(reranker):
     """A flood of requests cannot pile up in front of preprocessing either."""
     engine = Engine(reranker.model)
     entered, release = threading.Event(), threading.Event()
-    original = engine.prepare
+    original = engine.prepare_one
 
     def slow_prepare(*args):
         entered.set()
         assert release.wait(30)
         return original(*args)
 
-    engine.prepare = slow_prepare
+    engine.prepare_one = slow_prepare
 
     async def scenario():
         batcher = Batcher(engine, BatcherConfig(max_queue_pairs=2, max_wait_ms=0))

@@ -176,14 +176,14 @@ def test_model_warnings_reach_the_response(reranker):
     from m0rank import Reranker
 
     own = Reranker(reranker.model)
-    original = own.engine.run_batch
+    original = own.engine.collect
 
-    def warn_on_photos(batch):
-        scores = original(batch)
+    def warn_on_photos(batch, handle):
+        scores = original(batch, handle)
         return [dataclasses.replace(s, warnings=("cannot judge photos",)) if s.num_tokens > 20
                 else s for s in scores]
 
-    own.engine.run_batch = warn_on_photos
+    own.engine.collect = warn_on_photos
     documents = ["short", {"image": png_base64()}, {"image": png_base64(color=(9, 9, 9))}]
 
     async def scenario(client):

@@ -211,7 +211,7 @@ class Gate:
         self.entered = threading.Event()
         self.release = threading.Event()
         self.batches: list[int] = []
-        original = engine.run_batch
+        original = engine.launch
 
         def run_batch(batch):
             self.entered.set()
@@ -219,7 +219,7 @@ class Gate:
             self.batches.append(len(batch))
             return original(batch)
 
-        engine.run_batch = run_batch
+        engine.launch = run_batch
 
     async def wait_entered(self):
         assert await asyncio.to_thread(self.entered.wait, 30)
@@ -321,7 +321,7 @@ def test_internal_errors_are_500_with_request_id_only(reranker):
     def explode(batch):
         raise RuntimeError("secret internal detail /srv/weights")
 
-    own.engine.run_batch = explode
+    own.engine.launch = explode
     app = make_app(own)
 
     async def scenario(client):

@@ -84,14 +84,14 @@ def test_bad_settings_fail_before_loading(capsys, monkeypatch):
 def test_sigterm_lets_in_flight_requests_finish(reranker):
     own = Reranker(reranker.model)
     entered, release = threading.Event(), threading.Event()
-    original = own.engine.run_batch
+    original = own.engine.launch
 
     def held(batch):
         entered.set()
         release.wait(30)
         return original(batch)
 
-    own.engine.run_batch = held
+    own.engine.launch = held
     app = make_app(own)
     import uvicorn
 

@@ -111,7 +111,7 @@ async def _warm_up(app: FastAPI) -> None:
     """Run the model's warm-up where preprocessing runs, then report ready."""
     state: AppState = app.state.m0rank
     try:
-        await state.service.batcher.call_in_prepare_thread(app.state.reranker.model.warmup)
+        await state.service.batcher.call_in_device_thread(app.state.reranker.model.warmup)
     except Exception:
         logger.exception("model warm-up failed; /ready stays 503")
         state.lifecycle.mark_failed()

@@ -1,32 +1,37 @@
 """Async cross-request batching over the synchronous :class:`~m0rank.engine.Engine`.
 
-Each request's pairs are prepared (tokenised, image patches) in a preparation thread, then
-queued pair by pair. One worker task takes pairs from the queue in arrival order, a window of
-up to ``window_batches`` micro-batches at a time, waiting at most ``max_wait_ms`` after the
-oldest pair arrived so that concurrent requests share forward passes. The window is planned
-with ``Engine.plan`` under the engine's token budget (padded, or packed for models that pack
-pairs without padding) and each micro-batch runs in a device thread. Results go back to
-per-request futures; a request returns as soon as its last pair is scored (after infinity's
-``BatchHandler``).
+How a request's pairs travel (docs/architecture.md has the picture):
 
-Back-pressure: at most ``max_queue_pairs`` pairs wait (being prepared or queued); a request
-that does not fit gets :class:`OverloadedError` (HTTP 429 with ``Retry-After``) instead of
-growing the queue. A caller that gives up (its timeout cancels it) leaves its unscored pairs
-behind, and the worker skips them. :meth:`Batcher.stop` refuses new work with
-:class:`ServiceUnavailableError` and lets in-flight requests finish first.
+1. :meth:`Batcher.score` admits the request (bounded queue, else 429 with a ``Retry-After``
+   estimated from the measured throughput) and queues every pair's CPU preparation on the
+   engine's one preprocessing pool (:meth:`Engine.submit_prepare`).
+2. Each prepared pair joins its request's ready queue as soon as it is done, so the device
+   starts on a large request before all of it is prepared.
+3. One worker task takes a window of up to ``window_batches`` micro-batches, round-robin over
+   the requests that have ready pairs, so a small request never waits behind a large one
+   (fair at micro-batch granularity). It waits at most ``max_wait_ms`` after the oldest
+   request arrived so that concurrent requests share forward passes.
+4. The window runs on the batcher's single device thread through
+   :meth:`Engine.run_batches` (launch/collect overlap included) with errors isolated per
+   micro-batch: a failing forward pass fails only the requests in it.
+5. Results go back to per-request futures; a request returns as soon as its last pair is
+   scored (after infinity's ``BatchHandler``).
 
-Two requests are prepared at a time (``Engine.prepare`` already spreads one request's pairs
-over threads), so a large image request does not hold up a small one behind it.
+Cancellation: a request whose caller went away (client disconnect, deadline) is dropped at the
+next micro-batch boundary: its queued preparations are cancelled, its ready pairs skipped and
+its pairs in a window not yet launched are left out. :meth:`Batcher.stop` refuses new work
+with :class:`ServiceUnavailableError` and lets in-flight requests finish first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -44,6 +49,10 @@ __all__ = ["Batcher", "BatcherConfig", "BatchObserver"]
 
 logger = logging.getLogger(__name__)
 
+# Throughput is measured over the last few seconds of forward passes to estimate Retry-After.
+_RATE_WINDOW_S = 30.0
+_MAX_RETRY_AFTER_S = 300.0
+
 
 class BatchObserver(Protocol):
     """Receives one call per forward pass (the server's metrics implement it)."""
@@ -57,7 +66,7 @@ class BatcherConfig:
 
     Args:
         max_queue_pairs: Most pairs waiting for the model; more get 429.
-        max_wait_ms: How long the oldest waiting pair may wait for company.
+        max_wait_ms: How long the oldest waiting request may wait for company.
         window_batches: Micro-batches planned together (pairs are sorted by length inside a
             window, so a larger window pads less but makes late pairs wait longer).
     """
@@ -73,23 +82,42 @@ class BatcherConfig:
 
 @dataclass(eq=False)
 class _Job:
-    """One request's prepared pairs and the future its handler awaits."""
+    """One request: its pairs' preparation futures, ready pairs and the future it awaits."""
 
-    prepared: list[PreparedPair]
     future: asyncio.Future[list[PairScore]]
     enqueued: float
+    preparing: list[Future[PreparedPair]] = field(default_factory=list)
+    prepared: list[PreparedPair | None] = field(default_factory=list)
     results: list[PairScore | None] = field(default_factory=list)
-    remaining: int = 0
+    ready: deque[int] = field(default_factory=deque)
+    errors: dict[int, BaseException] = field(default_factory=dict)
+    remaining: int = 0  # pairs not scored yet
+    waiting: int = 0  # pairs not taken into a window yet (being prepared or ready)
+
+    @property
+    def alive(self) -> bool:
+        """Still wanted: not answered, failed or cancelled."""
+        return not self.future.done()
 
     def deliver(self, index: int, score: PairScore) -> None:
         self.results[index] = score
         self.remaining -= 1
-        if self.remaining == 0 and not self.future.done():
+        if self.remaining == 0 and self.alive:
             self.future.set_result([r for r in self.results if r is not None])
 
     def fail(self, exc: BaseException) -> None:
-        if not self.future.done():
+        if self.alive:
             self.future.set_exception(exc)
+
+    def first_error(self) -> BaseException | None:
+        """The failure of the lowest-index pair, once every pair before it is prepared (so the
+        caller hears about the same pair whatever the threads' timing)."""
+        if not self.errors:
+            return None
+        first = min(self.errors)
+        if all(self.preparing[i].done() for i in range(first)):
+            return self.errors[first]
+        return None
 
 
 @dataclass(frozen=True)
@@ -99,15 +127,17 @@ class _Slot:
 
     @property
     def pair(self) -> PreparedPair:
-        return self.job.prepared[self.index]
+        pair = self.job.prepared[self.index]
+        assert pair is not None  # only prepared pairs are queued
+        return pair
 
 
 class Batcher:
     """Pools the pairs of concurrent requests into shared micro-batches.
 
     Args:
-        engine: The engine whose ``prepare`` / ``run_batch`` do the work and whose config
-            holds the micro-batch budget.
+        engine: The engine whose preprocessing pool and ``run_batches`` do the work and whose
+            config holds the micro-batch budget.
         config: Queueing policy.
         observer: Told about every forward pass (metrics).
     """
@@ -117,27 +147,25 @@ class Batcher:
         self.engine = engine
         self.config = config or BatcherConfig()
         self._observer = observer
-        self._pending: deque[_Slot] = deque()
-        self._preparing = 0  # pairs admitted and being prepared (counted against the bound)
-        self._jobs: set[_Job] = set()  # enqueued and not yet answered
+        self._jobs: dict[_Job, None] = {}  # admitted and not yet answered, in arrival order
+        self._queued = 0  # pairs admitted and not yet taken into a window (nor dropped)
         self._arrived = asyncio.Event()
         self._closing = False
-        self._active = 0
         self._idle = asyncio.Event()
         self._idle.set()
         self._worker: asyncio.Task[None] | None = None
-        self._prepare_pool = ThreadPoolExecutor(2, thread_name_prefix="m0rank-prepare")
-        self._device_pool = ThreadPoolExecutor(1, thread_name_prefix="m0rank-device")
+        self._device = ThreadPoolExecutor(1, thread_name_prefix="m0rank-device")
+        self._scored: deque[tuple[float, int]] = deque()  # (time, pairs) of recent batches
 
     @property
     def queue_depth(self) -> int:
         """Pairs admitted and waiting for a forward pass (being prepared or queued)."""
-        return self._preparing + len(self._pending)
+        return self._queued
 
     @property
     def prepared_pairs(self) -> int:
         """Pairs prepared and queued for the next window."""
-        return len(self._pending)
+        return sum(len(job.ready) for job in self._jobs if job.alive)
 
     async def start(self) -> None:
         """Start the worker task (on the running loop)."""
@@ -145,29 +173,50 @@ class Batcher:
             self._worker = asyncio.get_running_loop().create_task(self._work(),
                                                                   name="m0rank-batcher")
 
-    async def call_in_prepare_thread(self, fn: Callable[[], Any]) -> Any:
-        """Run ``fn`` where preprocessing runs (e.g. the model's warm-up, which tokenises)."""
-        return await asyncio.get_running_loop().run_in_executor(self._prepare_pool, fn)
+    async def call_in_device_thread(self, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` where forward passes run (e.g. the model's warm-up)."""
+        return await asyncio.get_running_loop().run_in_executor(self._device, fn)
+
+    def estimated_wait(self) -> float:
+        """Seconds until the current queue is scored at the recently measured throughput (1 s
+        when nothing was measured yet); the ``Retry-After`` of a refused request."""
+        now = time.monotonic()
+        while self._scored and now - self._scored[0][0] > _RATE_WINDOW_S:
+            self._scored.popleft()
+        if len(self._scored) < 2:
+            return 1.0
+        span = max(now - self._scored[0][0], 1e-3)
+        rate = sum(pairs for _, pairs in self._scored) / span
+        return min(max(1.0, math.ceil(self._queued / rate)), _MAX_RETRY_AFTER_S)
 
     async def score(self, pairs: Sequence[tuple[Document, Document]], options: ScoreOptions,
                     fields: Sequence[str]) -> list[PairScore]:
         """Score ``pairs`` (images already resolved) together with other requests' pairs.
 
-        Cancelling the caller (e.g. its timeout) drops the request's unscored pairs.
+        Cancelling the caller (client gone, deadline) drops the request's unscored pairs at
+        the next micro-batch boundary, preparation included.
 
         Raises:
             ServiceUnavailableError: The batcher is stopping.
             OverloadedError: The queue is full.
         """
         self._admit(len(pairs))
-        self._active += 1
+        if not pairs:
+            return []
+        loop = asyncio.get_running_loop()
+        job = _Job(future=loop.create_future(), enqueued=time.monotonic(),
+                   prepared=[None] * len(pairs), results=[None] * len(pairs),
+                   remaining=len(pairs), waiting=len(pairs))
+        self._queued += len(pairs)
+        self._jobs[job] = None
         self._idle.clear()
         try:
-            return await self._score(pairs, options, fields)
+            job.preparing = self.engine.submit_prepare(pairs, options, fields)
+            for index, future in enumerate(job.preparing):
+                future.add_done_callback(self._prepared_callback(loop, job, index))
+            return await job.future
         finally:
-            self._active -= 1
-            if self._active == 0:
-                self._idle.set()
+            self._drop(job)
 
     async def stop(self, drain_timeout: float) -> None:
         """Refuse new requests, let in-flight ones finish (up to ``drain_timeout`` s), stop."""
@@ -176,66 +225,82 @@ class Batcher:
             await asyncio.wait_for(self._idle.wait(), drain_timeout)
         except asyncio.TimeoutError:
             logger.warning("%d request(s) still running after %.1f s; cancelling them",
-                           self._active, drain_timeout)
+                           len(self._jobs), drain_timeout)
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
             self._worker = None
-        for job in self._jobs:
+        for job in list(self._jobs):
             job.fail(ServiceUnavailableError("the server shut down before this request was "
                                              "scored"))
-        self._jobs.clear()
-        self._pending.clear()
-        self._prepare_pool.shutdown(wait=False, cancel_futures=True)
-        self._device_pool.shutdown(wait=False, cancel_futures=True)
-
-    async def _score(self, pairs: Sequence[tuple[Document, Document]], options: ScoreOptions,
-                     fields: Sequence[str]) -> list[PairScore]:
-        if not pairs:
-            return []
-        loop = asyncio.get_running_loop()
-        self._preparing += len(pairs)  # reserved by _admit: enqueuing below needs no new check
-        try:
-            prepared = await loop.run_in_executor(self._prepare_pool, self.engine.prepare,
-                                                  pairs, options, fields)
-        finally:
-            self._preparing -= len(pairs)
-        job = _Job(prepared=prepared, future=loop.create_future(), enqueued=time.monotonic(),
-                   results=[None] * len(prepared), remaining=len(prepared))
-        self._pending.extend(_Slot(job, i) for i in range(len(prepared)))
-        self._jobs.add(job)
-        self._arrived.set()
-        try:
-            return await job.future
-        finally:
-            self._jobs.discard(job)
+        self._device.shutdown(wait=False, cancel_futures=True)
+        self.engine.close()
 
     def _admit(self, count: int) -> None:
         if self._closing:
             raise ServiceUnavailableError("the server is shutting down and takes no new requests")
-        queued = self.queue_depth
+        queued = self._queued
         if queued and queued + count > self.config.max_queue_pairs:
             raise OverloadedError(
                 f"the server is overloaded ({queued} pairs queued, limit "
-                f"{self.config.max_queue_pairs}); retry later", retry_after=1.0)
+                f"{self.config.max_queue_pairs}); retry later", retry_after=self.estimated_wait())
+
+    def _drop(self, job: _Job) -> None:
+        """Forget a finished or abandoned request: cancel its queued preparations and release
+        its waiting pairs from the queue bound."""
+        for future in job.preparing:
+            future.cancel()
+        if job in self._jobs:
+            del self._jobs[job]
+            self._queued -= job.waiting
+        job.ready.clear()
+        if not job.future.done():
+            job.future.cancel()
+        if not self._jobs:
+            self._idle.set()
+
+    def _prepared_callback(self, loop: asyncio.AbstractEventLoop, job: _Job,
+                           index: int) -> Callable[[Future[PreparedPair]], None]:
+        """Hands a pool thread's finished preparation back to the event loop."""
+        def done(future: Future[PreparedPair]) -> None:
+            if not future.cancelled() and not loop.is_closed():
+                loop.call_soon_threadsafe(self._on_prepared, job, index, future)
+        return done
+
+    def _on_prepared(self, job: _Job, index: int, future: Future[PreparedPair]) -> None:
+        if not job.alive:
+            return
+        error = future.exception()
+        if error is None:
+            job.prepared[index] = future.result()
+            job.ready.append(index)
+            self._arrived.set()
+        else:
+            job.errors[index] = error
+        first = job.first_error()
+        if first is not None:
+            job.fail(first)
 
     async def _work(self) -> None:
+        loop = asyncio.get_running_loop()
         while True:
             await self._wait_for_pairs()
             window = self._take_window()
+            if not window:
+                continue
             try:
-                await self._run_window(window)
-            except Exception:  # the worker must survive anything a batch throws
+                await loop.run_in_executor(self._device, self._run_window, window, loop)
+            except Exception as exc:  # the worker must survive anything a window throws
                 logger.exception("batch window failed")
-                for slot in window:
-                    slot.job.fail(RuntimeError("batch failed"))
+                self._fail(window, exc)
 
     async def _wait_for_pairs(self) -> None:
-        while not self._pending:
+        while not self.prepared_pairs:
             self._arrived.clear()
             await self._arrived.wait()
-        delay = self._pending[0].job.enqueued + self.config.max_wait_ms / 1000 - time.monotonic()
-        if len(self._pending) < self._window_pairs and delay > 0:
+        oldest = min(job.enqueued for job in self._jobs if job.ready)
+        delay = oldest + self.config.max_wait_ms / 1000 - time.monotonic()
+        if self.prepared_pairs < self._window_pairs and delay > 0:
             await asyncio.sleep(delay)
 
     @property
@@ -244,30 +309,50 @@ class Batcher:
         return self.engine.config.max_batch_size * self.config.window_batches
 
     def _take_window(self) -> list[_Slot]:
+        """Up to a window of ready pairs, one pair per request in turn (round-robin)."""
         window: list[_Slot] = []
-        while self._pending and len(window) < self._window_pairs:
-            slot = self._pending.popleft()
-            if not slot.job.future.done():  # skip pairs of timed-out or failed requests
-                window.append(slot)
+        jobs = [job for job in self._jobs if job.alive and job.ready]
+        while jobs and len(window) < self._window_pairs:
+            for job in list(jobs):
+                window.append(_Slot(job, job.ready.popleft()))
+                job.waiting -= 1
+                self._queued -= 1
+                if not job.ready:
+                    jobs.remove(job)
+                if len(window) == self._window_pairs:
+                    break
         return window
 
-    async def _run_window(self, window: list[_Slot]) -> None:
-        loop = asyncio.get_running_loop()
-        for batch in self.engine.plan([slot.pair.num_tokens for slot in window]):
-            slots = [window[i] for i in batch if not window[i].job.future.done()]
-            if not slots:
-                continue
-            try:
-                scores = await loop.run_in_executor(self._device_pool, self.engine.run_batch,
-                                                    [slot.pair for slot in slots])
-            except Exception as exc:
-                logger.exception("forward pass over %d pairs failed", len(slots))
-                for slot in slots:
-                    slot.job.fail(exc)
-                continue
-            self._observe(slots, scores)
-            for slot, score in zip(slots, scores, strict=True):
+    def _run_window(self, window: list[_Slot], loop: asyncio.AbstractEventLoop) -> None:
+        """Device thread: plan the window and run it; results go back to the loop."""
+        plan = self.engine.plan([slot.pair.num_tokens for slot in window])
+        launched: deque[list[_Slot]] = deque()
+
+        def live_batches() -> Iterator[list[PreparedPair]]:
+            for batch in plan:  # checked at each micro-batch boundary
+                slots = [window[i] for i in batch if window[i].job.alive]
+                if slots:
+                    launched.append(slots)
+                    yield [slot.pair for slot in slots]
+
+        for outcome in self.engine.run_batches(live_batches(), isolate_errors=True):
+            slots = launched.popleft()
+            if isinstance(outcome, Exception):
+                logger.error("forward pass over %d pairs failed: %r", len(slots), outcome)
+                loop.call_soon_threadsafe(self._fail, slots, outcome)
+            else:
+                loop.call_soon_threadsafe(self._deliver, slots, outcome)
+
+    def _deliver(self, slots: list[_Slot], scores: list[PairScore]) -> None:
+        self._observe(slots, scores)
+        self._scored.append((time.monotonic(), len(slots)))
+        for slot, score in zip(slots, scores, strict=True):
+            if slot.job.alive:
                 slot.job.deliver(slot.index, score)
+
+    def _fail(self, slots: list[_Slot], exc: BaseException) -> None:
+        for slot in slots:
+            slot.job.fail(exc)
 
     def _observe(self, slots: list[_Slot], scores: list[PairScore]) -> None:
         if self._observer is not None:
