@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "src" / "m0rank"
 
 # Layer rank: a module may import modules of a lower or equal rank only.
 LAYERS = {
-    "_version": 0, "errors": 0, "types": 0,
+    "_version": 0, "errors": 0, "types": 0, "terms": 0,
     "config": 1,
     "preprocessing": 2,
     "model": 3,
@@ -26,7 +26,8 @@ LAYERS = {
     "server": 6, "cli": 7, "eval": 6,
     "batch": 6, "ray": 6, "train": 6,
 }
-PUBLIC_FOR_EVAL = {"m0rank", "m0rank.api", "m0rank.errors", "m0rank.types", "m0rank._version"}
+PUBLIC_FOR_EVAL = {"m0rank", "m0rank.api", "m0rank.errors", "m0rank.types", "m0rank._version",
+                   "m0rank.terms"}
 
 
 def _layer_of(module: str) -> str:

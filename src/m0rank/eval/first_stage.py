@@ -2,18 +2,30 @@
 
 A *run* maps query id -> {document id -> score}; the candidates a model reranks are the
 top ``k`` of the run by score (ties broken by document id, so reruns are identical).
+
+BM25's tokens (``tokenizer``): ``"bm25s-en"`` is bm25s's own English tokenisation (split on
+non-word characters, English stop words, no stemming), the harness's original baseline.
+``"english"``, ``"german"`` and ``"chinese"`` use :func:`m0rank.terms.index_terms`, the
+tokenisation of the offline reranker's lexical side: Snowball stems and folded diacritics;
+German compounds split into parts that occur as words in the collection; Chinese character
+bigrams (``"chinese-jieba"``: jieba words). ``"auto"`` (the default) picks ``"chinese"`` for
+a collection written mostly in CJK ideographs, ``"german"`` for German text and
+``"bm25s-en"`` otherwise. A tokenizer that does not fit the collection's script logs a
+warning: whitespace tokens on Chinese text make BM25 close to random.
 """
 
 from __future__ import annotations
 
 import logging
+from collections import Counter
 from pathlib import Path
 
 from m0rank import InvalidInputError
 from m0rank.eval.datasets import Collection
+from m0rank.terms import cjk_share, detect_language, index_terms
 
 __all__ = ["Run", "bm25_run", "all_documents_run", "read_trec_run", "write_trec_run",
-           "top_k", "ranked_ids"]
+           "top_k", "ranked_ids", "TOKENIZERS", "choose_tokenizer", "bm25_tokens"]
 
 logger = logging.getLogger(__name__)
 
@@ -22,15 +34,19 @@ Run = dict[str, dict[str, float]]
 # Lucene BM25 with the parameters Anserini uses for BEIR baselines (k1=0.9, b=0.4).
 BM25_K1 = 0.9
 BM25_B = 0.4
+TOKENIZERS = ("auto", "bm25s-en", "english", "german", "chinese", "chinese-jieba")
+_SAMPLE = 500  # documents read to tell a collection's script and language
+_CJK_SCRIPT = 0.2  # share of CJK ideographs among letters from which text counts as Chinese
 
 
 def bm25_run(collection: Collection, k: int = 100, *, k1: float = BM25_K1,
-             b: float = BM25_B) -> Run:
-    """BM25 over the documents' text (title + text), English stopwords, no stemming.
+             b: float = BM25_B, tokenizer: str = "auto") -> Run:
+    """BM25 over the documents' text (title + text) with the tokens of ``tokenizer`` (see the
+    module docstring; ``"auto"`` chooses by the collection's script and language).
 
     Raises:
         InvalidInputError: A query or every document has no text (use a run file or
-            ``all`` candidates for image collections).
+            ``all`` candidates for image collections), or an unknown ``tokenizer``.
     """
     import bm25s
 
@@ -43,17 +59,62 @@ def bm25_run(collection: Collection, k: int = 100, *, k1: float = BM25_K1,
         if not collection.queries[qid].text:
             raise InvalidInputError(f"{collection.name}: query {qid!r} has no text for BM25 "
                                     f"(use --first-stage all or --run FILE)")
-    retriever = bm25s.BM25(k1=k1, b=b, method="lucene")
     texts = [collection.corpus[d].text or "" for d in doc_ids]
-    retriever.index(bm25s.tokenize(texts, stopwords="en", show_progress=False),
-                    show_progress=False)
-    queries = bm25s.tokenize([collection.queries[q].text or "" for q in query_ids],
-                             stopwords="en", show_progress=False)
-    hits, scores = retriever.retrieve(queries, k=min(k, len(doc_ids)), show_progress=False)
+    queries = [collection.queries[q].text or "" for q in query_ids]
+    name = choose_tokenizer(collection.name, texts, tokenizer)
+    doc_tokens, query_tokens = bm25_tokens(name, texts, queries)
+    retriever = bm25s.BM25(k1=k1, b=b, method="lucene")
+    retriever.index(doc_tokens, show_progress=False)
+    hits, scores = retriever.retrieve(query_tokens, k=min(k, len(doc_ids)), show_progress=False)
     return {
         qid: {doc_ids[int(i)]: float(s) for i, s in zip(row_hits, row_scores, strict=True) if s > 0}
         for qid, row_hits, row_scores in zip(query_ids, hits, scores, strict=True)
     }
+
+
+def choose_tokenizer(name: str, texts: list[str], tokenizer: str = "auto") -> str:
+    """Resolve ``"auto"`` by the texts' script and language; warn when an explicit choice
+    does not fit the script of collection ``name``.
+
+    Raises:
+        InvalidInputError: ``tokenizer`` is not one of :data:`TOKENIZERS`.
+    """
+    if tokenizer not in TOKENIZERS:
+        raise InvalidInputError(f"tokenizer must be one of {', '.join(TOKENIZERS)}, "
+                                f"got {tokenizer!r}")
+    sample = texts[:_SAMPLE]
+    chinese = cjk_share(sample) >= _CJK_SCRIPT
+    if tokenizer == "auto":
+        language = "chinese" if chinese else detect_language(sample)
+        chosen = {"chinese": "chinese", "german": "german"}.get(language, "bm25s-en")
+        logger.info("%s: BM25 tokenizer %s (auto, text reads as %s)", name, chosen, language)
+        return chosen
+    if chinese and not tokenizer.startswith("chinese"):
+        logger.warning("%s: the collection is written mostly in CJK ideographs, but BM25 "
+                       "tokenizer %r splits words at spaces; its BM25 will be close to random "
+                       "(use tokenizer 'chinese')", name, tokenizer)
+    elif not chinese and tokenizer.startswith("chinese") and cjk_share(sample) == 0.0:
+        logger.warning("%s: BM25 tokenizer %r is for Chinese, but the collection has no CJK "
+                       "ideographs (use 'auto')", name, tokenizer)
+    return tokenizer
+
+
+def bm25_tokens(tokenizer: str, texts: list[str],
+                queries: list[str]) -> tuple[object, object]:
+    """Documents' and queries' tokens in a form ``bm25s`` indexes and retrieves with."""
+    import bm25s
+
+    if tokenizer == "bm25s-en":
+        return (bm25s.tokenize(texts, stopwords="en", show_progress=False),
+                bm25s.tokenize(queries, stopwords="en", show_progress=False))
+    chinese = "jieba" if tokenizer == "chinese-jieba" else "bigrams"
+    language = tokenizer if tokenizer in ("english", "german") else None
+    docs = [index_terms(text, language, chinese=chinese) for text in texts]
+    lexicon = None
+    if tokenizer == "german":  # compound parts must occur as words of the collection
+        lexicon = frozenset(Counter(term for terms in docs for term in terms))
+        docs = [index_terms(text, language, chinese=chinese, lexicon=lexicon) for text in texts]
+    return docs, [index_terms(q, language, chinese=chinese, lexicon=lexicon) for q in queries]
 
 
 def all_documents_run(collection: Collection) -> Run:

@@ -20,6 +20,8 @@ ARCHITECTURES: dict[str, str] = {
     "JinaVLForRanking": "m0rank.model.jina_m0:JinaM0Reranker",
     # the built-in CPU/offline default shipped inside the package
     "M0RankOfflineReranker": "m0rank.model.offline:OfflineReranker",
+    # its second generation, multilingual (the default m0rank-offline since issue 14)
+    "M0RankOfflineRerankerV2": "m0rank.model.offline_v2:OfflineRerankerV2",
     # text cross-encoders: bge-reranker-v2-m3, jina-reranker-v2-base-multilingual
     "XLMRobertaForSequenceClassification": "m0rank.model.cross_encoder:CrossEncoderReranker",
     # MonoQwen2-VL-v0.1 (Qwen2-VL-2B + LoRA, relevance from "True"/"False" logits)

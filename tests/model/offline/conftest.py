@@ -1,4 +1,5 @@
-"""Fixtures for the built-in offline model: one shared instance, pages and a photo."""
+"""Fixtures for the first-generation offline model (``m0rank-offline-v1``): one shared
+instance, pages and a photo."""
 
 from __future__ import annotations
 
@@ -8,10 +9,10 @@ from PIL import Image
 
 @pytest.fixture(scope="session")
 def offline():  # noqa: ANN201 - Reranker, imported lazily
-    """``Reranker.from_pretrained()`` with no name: the built-in model (shared, read-only)."""
+    """The first generation, pinned by name (``m0rank-offline-v1``; shared, read-only)."""
     from m0rank import Reranker
 
-    return Reranker.from_pretrained()
+    return Reranker.from_pretrained("m0rank-offline-v1")
 
 
 @pytest.fixture(scope="session")

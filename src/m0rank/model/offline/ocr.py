@@ -31,9 +31,9 @@ from PIL import Image
 
 from m0rank.model.offline.lexical import is_cjk, join_cjk_spaces
 from m0rank.model.qwen2vl.vision_cache import image_cache_key
-from m0rank.types import CacheStats
+from m0rank.types import CacheStats, Document
 
-__all__ = ["OcrEngine", "TesseractOcr", "RapidOcr", "CachedOcr", "select_ocr_engine",
+__all__ = ["OcrEngine", "TesseractOcr", "RapidOcr", "CachedOcr", "select_ocr_engine", "read_side",
            "has_readable_text"]
 
 logger = logging.getLogger(__name__)
@@ -261,3 +261,33 @@ def select_ocr_engine(languages: list[str], min_confidence: float) -> OcrEngine 
         return None
     logger.warning("tesseract not found; using RapidOCR (slower, no German umlauts)")
     return engine
+
+
+def read_side(document: Document, field: str,
+              ocr: CachedOcr | None) -> tuple[str, tuple[str, ...]]:
+    """Text of a query or document (its text, then the OCR text of each image) and the
+    warning for images without readable text (``field`` names the side in it)."""
+    parts = [document.text] if document.text else []
+    unreadable = 0
+    for image in document.images:
+        text = ocr.read(image) if ocr is not None else ""
+        if has_readable_text(text):
+            parts.append(text)
+        else:
+            unreadable += 1
+    text = "\n".join(parts)
+    if not unreadable:
+        return text, ()
+    return text, (_unreadable_warning(field, unreadable, len(document.images),
+                                      bool(text.strip()), ocr is not None),)
+
+
+def _unreadable_warning(field: str, unreadable: int, images: int, has_text: bool,
+                        has_ocr: bool) -> str:
+    which = "its image" if images == 1 else f"{unreadable} of its {images} images"
+    reason = ("has no readable text (a photo?)" if has_ocr
+              else "cannot be read: no OCR engine is installed (apt-get install tesseract-ocr)")
+    if has_text:
+        return f"{field}: {which} {reason}; m0rank-offline ranked it by its text alone"
+    return (f"{field}: {which} {reason}; m0rank-offline ranks images only by the text in "
+            f"them, so this pair scored 0.0. Use jina-reranker-m0 (--model) to rank photos")

@@ -41,7 +41,7 @@ from m0rank.errors import ModelLoadError
 from m0rank.model.base import LoadOptions, PreparedPair, RerankerArchitecture
 from m0rank.model.offline.encoder import MiniLmEncoder, bundled_minilm_dir
 from m0rank.model.offline.lexical import IdfTable, LexicalScorer, tokenize
-from m0rank.model.offline.ocr import CachedOcr, has_readable_text, select_ocr_engine
+from m0rank.model.offline.ocr import CachedOcr, read_side, select_ocr_engine
 from m0rank.types import CacheStats, Document
 
 __all__ = ["OfflineReranker", "OfflineSettings", "NO_TEXT_LOGIT"]
@@ -187,19 +187,7 @@ class OfflineReranker(RerankerArchitecture):
 
     def _read(self, document: Document, field: str) -> tuple[str, tuple[str, ...]]:
         """Text of a side (its text, then the OCR text of each image) and warnings."""
-        parts = [document.text] if document.text else []
-        unreadable = 0
-        for image in document.images:
-            text = self.ocr.read(image) if self.ocr is not None else ""
-            if has_readable_text(text):
-                parts.append(text)
-            else:
-                unreadable += 1
-        text = "\n".join(parts)
-        if not unreadable:
-            return text, ()
-        return text, (_unreadable_warning(field, unreadable, len(document.images),
-                                          bool(text.strip()), self.ocr is not None),)
+        return read_side(document, field, self.ocr)
 
     def _truncate(self, text: str, max_tokens: int) -> tuple[str, tuple[int, ...]]:
         """Cut ``text`` after ``max_tokens`` word pieces (``max_doc_length``); also return
@@ -233,13 +221,3 @@ class OfflineReranker(RerankerArchitecture):
     def _encode(self, chunk: list[tuple[int, ...]]) -> np.ndarray:
         return self.encoder.encode(chunk)
 
-
-def _unreadable_warning(field: str, unreadable: int, images: int, has_text: bool,
-                        has_ocr: bool) -> str:
-    which = "its image" if images == 1 else f"{unreadable} of its {images} images"
-    reason = ("has no readable text (a photo?)" if has_ocr
-              else "cannot be read: no OCR engine is installed (apt-get install tesseract-ocr)")
-    if has_text:
-        return f"{field}: {which} {reason}; m0rank-offline ranked it by its text alone"
-    return (f"{field}: {which} {reason}; m0rank-offline ranks images only by the text in "
-            f"them, so this pair scored 0.0. Use jina-reranker-m0 (--model) to rank photos")

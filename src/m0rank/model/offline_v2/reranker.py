@@ -1,0 +1,268 @@
+"""The built-in offline reranker, second generation (``m0rank-offline``): multilingual, on CPU.
+
+References: Universal Sentence Encoder Multilingual v3 (Yang et al. 2020) and all-MiniLM-L6-v2
+(Reimers & Gurevych 2019), both in ``encoders``; BM25 (Robertson & Zaragoza 2009) over the
+index terms of :mod:`m0rank.terms`; Tesseract/RapidOCR as in the first generation
+(``m0rank.model.offline.ocr``). Measurements and choices: ``docs/offline-default.md``.
+
+How a pair is scored:
+
+1. Text of each side: its text plus the OCR text of its images (cached per image).
+2. The pair's *path* is chosen by language: when query and document both read as English,
+   the ``english`` path uses MiniLM (int8), which is the best measured encoder on English-only
+   collections; every other pair (German, Chinese, mixed, cross-lingual) takes the
+   ``multilingual`` path with USE multilingual v3, whose languages share one vector space.
+3. ``dense``: cosine of the path encoder's embeddings (cached per text, so a document ranked
+   for many queries and a query scored against many documents are embedded once). On the
+   multilingual path it is the mean of the whole document's cosine and its best sentence's.
+4. ``lexical``: per-pair BM25 with the built-in IDF table over CJK/German-aware terms (Chinese
+   character bigrams, Snowball stems, German compounds split), divided by the query's best
+   case, in [0, 1]; numbers and names also match across languages.
+5. ``logit = w_dense * dense + w_lexical * lexical + bias`` with the path's weights, and
+   ``score = sigmoid(logit)``. Each path's weights are a logistic regression with balanced
+   classes, so both read as "probability of relevance under a 50/50 prior" and are comparable
+   across paths and languages. The fitting data is named in ``config.json`` and the docs.
+
+A side with images but no readable text and no text of its own scores exactly 0.0 with a
+warning, as in the first generation.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from cachetools import LRUCache
+
+from m0rank.config import ScoreOptions
+from m0rank.errors import ModelLoadError
+from m0rank.model.base import LoadOptions, PreparedPair, RerankerArchitecture
+from m0rank.model.offline.lexical import IdfTable, LexicalScorer
+from m0rank.model.offline.ocr import CachedOcr, read_side, select_ocr_engine
+from m0rank.model.offline_v2.encoders import Int8MiniLm, UseEncoder
+from m0rank.terms import detect_language, index_terms
+from m0rank.types import CacheStats, Document
+
+__all__ = ["OfflineRerankerV2", "OfflineV2Settings", "PathWeights", "NO_TEXT_LOGIT", "sentences"]
+
+logger = logging.getLogger(__name__)
+
+NO_TEXT_LOGIT = -100.0  # logit of a pair that cannot be judged: score exactly 0.0
+ENGLISH, MULTILINGUAL = "english", "multilingual"
+MAX_SENTENCES = 24  # sentences of a document compared with the query (the rest ignored)
+_SENTENCE_END = re.compile(r"(?<=[.!?;\u3002\uff01\uff1f\uff1b])\s*")
+
+
+def sentences(text: str) -> list[str]:
+    """The first :data:`MAX_SENTENCES` sentences of ``text`` (Latin and CJK end marks)."""
+    parts = [part for part in _SENTENCE_END.split(text) if part.strip()]
+    return parts[:MAX_SENTENCES] or [text]
+
+
+@dataclass(frozen=True)
+class PathWeights:
+    """Fusion of one path: ``logit = dense * w_dense + lexical * w_lexical + bias``."""
+
+    w_dense: float
+    w_lexical: float
+    bias: float
+
+    def logits(self, dense: np.ndarray, lexical: np.ndarray) -> np.ndarray:
+        """Fused logits of arrays of features."""
+        return self.w_dense * dense + self.w_lexical * lexical + self.bias
+
+
+@dataclass(frozen=True, kw_only=True)
+class OfflineV2Settings:
+    """The model's knobs, read from ``config.json`` (defaults are the shipped values)."""
+
+    english: PathWeights = PathWeights(7.0, 6.0, -4.7)
+    multilingual: PathWeights = PathWeights(9.0, 5.0, -5.0)
+    minilm_max_tokens: int = 256
+    minilm_int8: bool = True
+    use_threads: int = 2
+    sentence_weight: float = 0.5  # multilingual path: share of the best sentence's cosine
+    encoder_batch_size: int = 32
+    embedding_cache_entries: int = 8192
+    bm25_k1: float = 1.2
+    bm25_b: float = 0.75
+    bm25_avgdl: float = 150.0
+    idf_table: str = "idf.json.gz"
+    chinese_terms: str = "bigrams"
+    decompound: bool = True
+    ocr_languages: tuple[str, ...] = ("eng", "deu", "chi_sim")
+    ocr_min_confidence: float = 50.0
+    ocr_cache_entries: int = 1024
+
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> OfflineV2Settings:
+        """The known keys of ``config.json``; ``english``/``multilingual`` are
+        ``{"w_dense", "w_lexical", "bias"}`` objects."""
+        known = {k: config[k] for k in cls.__dataclass_fields__ if k in config}
+        try:
+            for path in (ENGLISH, MULTILINGUAL):
+                if path in known:
+                    known[path] = PathWeights(**known[path])
+            if "ocr_languages" in known:
+                known["ocr_languages"] = tuple(known["ocr_languages"])
+            return cls(**known)
+        except TypeError as exc:
+            raise ModelLoadError(f"offline v2 config.json: {exc}") from None
+
+
+@dataclass(frozen=True)
+class _Pair:
+    """Payload of one prepared pair."""
+
+    query: str
+    document: str
+    path: str
+    lexical: float
+    readable: bool
+
+
+class OfflineRerankerV2(RerankerArchitecture):
+    """The built-in multilingual CPU reranker (see the module docstring)."""
+
+    architecture_names: ClassVar[tuple[str, ...]] = ("M0RankOfflineRerankerV2",)
+    parallel_preprocess: ClassVar[bool] = True  # locked caches, per-thread stemmers
+
+    def __init__(self, settings: OfflineV2Settings, encoders: dict[str, Any],
+                 lexical: LexicalScorer, ocr: CachedOcr | None,
+                 model_name: str = "m0rank-offline") -> None:
+        self.settings = settings
+        self.encoders = encoders  # path -> encoder with .name and .encode(texts)
+        self.lexical = lexical
+        self.lexicon = frozenset(lexical.idf.idf) if settings.decompound else None
+        self.ocr = ocr
+        self.model_name = model_name
+        self._embeddings: LRUCache[tuple[str, str], np.ndarray] = LRUCache(
+            maxsize=settings.embedding_cache_entries)
+        self._hits = self._misses = 0
+        self._lock = threading.Lock()
+
+    @classmethod
+    def load(cls, path: Path, config: dict[str, Any], options: LoadOptions) -> OfflineRerankerV2:
+        """Both encoders from their wheels, the IDF table from ``path``, an OCR engine."""
+        settings = OfflineV2Settings.from_config(config)
+        encoders = {ENGLISH: Int8MiniLm(settings.minilm_max_tokens, settings.minilm_int8),
+                    MULTILINGUAL: UseEncoder(settings.use_threads)}
+        try:
+            idf = IdfTable.load(path / settings.idf_table)
+        except (OSError, ValueError, KeyError) as exc:
+            raise ModelLoadError(f"{path / settings.idf_table}: cannot read IDF table: "
+                                 f"{exc}") from None
+        lexical = LexicalScorer(idf=idf, k1=settings.bm25_k1, b=settings.bm25_b,
+                                avgdl=settings.bm25_avgdl)
+        engine = select_ocr_engine(list(settings.ocr_languages), settings.ocr_min_confidence)
+        ocr = CachedOcr(engine, settings.ocr_cache_entries) if engine is not None else None
+        return cls(settings, encoders, lexical, ocr, options.model_name or "m0rank-offline")
+
+    def preprocess(self, query: Document, document: Document, options: ScoreOptions,
+                   field: str) -> PreparedPair:
+        """OCR, truncation, language path and the lexical score of one pair (CPU)."""
+        query_text, query_warnings = read_side(query, "query", self.ocr)
+        doc_text, doc_warnings = read_side(document, field, self.ocr)
+        doc_text = self.encoders[ENGLISH].cut(doc_text, options.effective_max_doc_length)
+        readable = bool(query_text.strip()) and bool(doc_text.strip())
+        path = self.path_of(query_text, doc_text)
+        lexical = self.lexical_score(query_text, doc_text) if readable else 0.0
+        tokens = (len(query_text) + len(doc_text)) // 4 + 1  # rough, for batch planning only
+        return PreparedPair(num_tokens=tokens,
+                            payload=_Pair(query_text, doc_text, path, lexical, readable),
+                            warnings=(*query_warnings, *doc_warnings))
+
+    def forward(self, batch: Sequence[PreparedPair]) -> np.ndarray:
+        """Fused logits of a micro-batch (float64, one per pair)."""
+        dense, lexical = self.features(batch)
+        logits = np.empty(len(batch))
+        for path in (ENGLISH, MULTILINGUAL):
+            rows = np.array([p.payload.path == path for p in batch])
+            weights = getattr(self.settings, path)
+            logits[rows] = weights.logits(dense[rows], lexical[rows])
+        readable = np.array([p.payload.readable for p in batch])
+        return np.where(readable, logits, NO_TEXT_LOGIT)
+
+    def features(self, batch: Sequence[PreparedPair]) -> tuple[np.ndarray, np.ndarray]:
+        """``(dense, lexical)`` per pair: the path encoder's cosine and normalised BM25."""
+        payloads = [p.payload for p in batch]
+        vectors: dict[tuple[str, str], np.ndarray] = {}
+        for path in (ENGLISH, MULTILINGUAL):
+            texts = [t for p in payloads if p.path == path and p.readable
+                     for t in (p.query, p.document, *self._sentences(p))]
+            if texts:
+                vectors.update(self._embed(path, texts))
+        dense = np.array([self._cosine(p, vectors) if p.readable else 0.0 for p in payloads])
+        return dense, np.array([p.lexical for p in payloads])
+
+    def _cosine(self, pair: _Pair, vectors: dict[tuple[str, str], np.ndarray]) -> float:
+        """The pair's dense feature. On the multilingual path it is the mean of the
+        whole-document cosine and the best sentence's cosine: USE embeds a long passage
+        as an average, and a question usually matches one of its sentences."""
+        query = vectors[pair.path, pair.query]
+        whole = float(query @ vectors[pair.path, pair.document])
+        if pair.path == ENGLISH:
+            return whole
+        best = max(float(query @ vectors[pair.path, s]) for s in sentences(pair.document))
+        return (1.0 - self.settings.sentence_weight) * whole + self.settings.sentence_weight * best
+
+    def postprocess(self, logits: Any) -> list[float]:
+        """``sigmoid(logit)``; exactly 0.0 for pairs that could not be judged."""
+        return [0.0 if value <= NO_TEXT_LOGIT else 1.0 / (1.0 + math.exp(-value))
+                for value in np.asarray(logits, dtype=np.float64).tolist()]
+
+    def warmup(self) -> None:
+        """One English and one multilingual pair, so lazy initialisation is paid at load."""
+        pairs = [self.preprocess(Document(text=q), Document(text=d), ScoreOptions(), "warmup")
+                 for q, d in (("warm up", "warm up"), ("Aufwärmen", "预热"))]
+        self.forward(pairs)
+
+    def cache_stats(self) -> dict[str, CacheStats]:
+        """Counters of the embedding cache and, with an OCR engine, the OCR cache."""
+        with self._lock:
+            stats = {"embedding": CacheStats(hits=self._hits, misses=self._misses,
+                                             entries=len(self._embeddings))}
+        if self.ocr is not None:
+            stats["ocr"] = self.ocr.stats()
+        return stats
+
+    def path_of(self, query: str, document: str) -> str:
+        """``"english"`` when both sides read as English, else ``"multilingual"``."""
+        both = detect_language([query]) == "english" and detect_language([document]) == "english"
+        return ENGLISH if both else MULTILINGUAL
+
+    def _sentences(self, pair: _Pair) -> list[str]:
+        """Sentences of the document that the dense feature needs embedded."""
+        return sentences(pair.document) if pair.path == MULTILINGUAL else []
+
+    def lexical_score(self, query: str, document: str) -> float:
+        """Normalised BM25 of the pair over :func:`m0rank.terms.index_terms` terms."""
+        def terms(text: str) -> list[str]:
+            return index_terms(text, chinese=self.settings.chinese_terms, lexicon=self.lexicon)
+
+        return self.lexical.score(terms(query), terms(document))
+
+    def _embed(self, path: str, texts: list[str]) -> dict[tuple[str, str], np.ndarray]:
+        """Unit vectors of ``texts`` by the path's encoder, through the LRU cache."""
+        keys = list(dict.fromkeys((path, text) for text in texts))
+        with self._lock:
+            found = {key: self._embeddings[key] for key in keys if key in self._embeddings}
+            self._hits += len(found)
+        missing = sorted((key for key in keys if key not in found), key=lambda k: len(k[1]))
+        size = self.settings.encoder_batch_size
+        for start in range(0, len(missing), size):
+            chunk = missing[start:start + size]
+            vectors = self.encoders[path].encode([text for _, text in chunk])
+            found.update(zip(chunk, vectors, strict=True))
+        with self._lock:
+            self._misses += len(missing)
+            for key in missing:
+                self._embeddings[key] = found[key]
+        return found
