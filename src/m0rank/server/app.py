@@ -28,6 +28,7 @@ from m0rank._version import __version__
 from m0rank.server.auth import ApiKeyAuth, KeyLimits
 from m0rank.server.batcher import Batcher, BatcherConfig
 from m0rank.server.errors import install_error_handlers
+from m0rank.server.explain import explain_router
 from m0rank.server.lifecycle import Lifecycle
 from m0rank.server.metrics import ServerMetrics
 from m0rank.server.middleware import RequestContextMiddleware
@@ -82,6 +83,7 @@ def create_app(settings: ServerSettings, reranker: Reranker, *,
         created=int(time.time()))
     app.state.reranker = reranker
     app.include_router(router)
+    app.include_router(explain_router)
     install_error_handlers(app, authenticate=app.state.m0rank.auth.authenticate)
     app.add_middleware(RequestContextMiddleware, metrics=metrics,
                        max_body_bytes=settings.max_body_bytes)

@@ -129,6 +129,10 @@ def _address_kind(ip: _IP) -> str | None:
     return None if ip.is_global else "non-global"
 
 
+# Besides image/*: untyped downloads, and PDFs (m0rank's {"pdf": URL} documents use this fetch).
+_BINARY_TYPES = ("application/octet-stream", "application/pdf")
+
+
 class ImageResolver:
     """Turns image sources from requests into decoded RGB images, safely and cached.
 
@@ -355,7 +359,7 @@ class ImageResolver:
             raise ImageFetchError(f"{field}: fetching {url!r} returned HTTP "
                                   f"{response.status_code}")
         kind = response.headers.get("content-type", "").split(";")[0].strip().lower()
-        if kind and not kind.startswith("image/") and kind != "application/octet-stream":
+        if kind and not kind.startswith("image/") and kind not in _BINARY_TYPES:
             raise ImageFetchError(f"{field}: {url!r} is not an image (content-type {kind!r})")
         max_bytes = self.limits.max_bytes
         declared = response.headers.get("content-length", "")

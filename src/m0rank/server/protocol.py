@@ -13,10 +13,10 @@ This module imports neither torch nor the engine, so schema tests run in millise
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from m0rank.types import PairScore
 
@@ -62,6 +62,10 @@ class DocumentObject(BaseModel):
     text: str | None = None
     image: str | list[str] | None = None
     content: list[ContentPart] | None = None
+    pdf: str | None = Field(None, description="m0rank extension: a PDF (URL, base64 or data "
+                            "URI); each page is ranked as its own result, with `page`.")
+    pages: list[int] | str | None = Field(None, description="m0rank extension: pages of this "
+                                          "PDF to read ([1, 3] or '1-3,7').")
 
 
 class ContentDocuments(BaseModel):
@@ -75,7 +79,24 @@ Query = str | QueryObject
 Documents = list[str | DocumentObject] | ContentDocuments
 
 
-class _RerankBase(BaseModel):
+class M0RankExtensions(BaseModel):
+    """m0rank's extensions of the rerank requests (not in the Jina/Cohere/vLLM APIs)."""
+
+    model_config = _ACCEPT
+    pages: list[int] | str | None = Field(None, description="m0rank extension: PDF pages to "
+                                          "read ([1, 3] or '1-3,7'; default all).")
+    chunk_size: StrictInt | None = Field(None, description="m0rank extension: score texts "
+                                         "longer than this many tokens by their best window "
+                                         "(MaxP); results name it as `chunk`.")
+    chunk_overlap: StrictInt | None = Field(None, description="m0rank extension: tokens "
+                                            "shared by consecutive windows.")
+    dedup: StrictBool | None = Field(None, description="m0rank extension: mark near-duplicates "
+                                     "of better-ranked documents (`duplicate_of`).")
+    diversity: float | None = Field(None, description="m0rank extension: re-order by maximal "
+                                    "marginal relevance with this lambda in [0, 1].")
+
+
+class _RerankBase(M0RankExtensions):
     model_config = ConfigDict(extra="ignore", json_schema_extra={"examples": [{
         "model": "jina-reranker-m0", "query": "small language model for markdown",
         "documents": ["ReaderLM-v2 converts HTML to markdown.", {"image": "https://x/y.png"}],
@@ -137,6 +158,11 @@ class RerankResult(BaseModel):
     relevance_score: float
     document: dict[str, Any] | None = None
     warnings: list[str] | None = None
+    page: int | None = Field(None, description="m0rank extension: 1-based page of a PDF.")
+    chunk: list[int] | None = Field(None, description="m0rank extension: [start, end) "
+                                    "characters of the best window of a chunked text.")
+    duplicate_of: int | None = Field(None, description="m0rank extension: index of the "
+                                     "better-ranked document this one nearly duplicates.")
 
 
 class RerankResponse(BaseModel):
@@ -207,6 +233,18 @@ class RerankCall:
     top_n: int | None
     max_tokens_per_doc: int | None
     rank_fields: tuple[str, ...] | None = None
+    extensions: Extensions = field(default_factory=lambda: Extensions())
+
+
+@dataclass(frozen=True)
+class Extensions:
+    """m0rank's extensions of a rerank call (see :class:`M0RankExtensions`)."""
+
+    pages: Any = None
+    chunk_size: int | None = None
+    chunk_overlap: int | None = None
+    dedup: bool = False
+    diversity: float | None = None
 
 
 @dataclass(frozen=True)
@@ -218,6 +256,12 @@ class Ranking:
     documents: list[dict[str, Any]]
     total_tokens: int
     warnings: list[str]
+    indices: list[int] | None = None  # input document of each score (PDF pages, chunks)
+    duplicates: dict[int, int] = field(default_factory=dict)  # score -> document it repeats
+
+    def index(self, position: int) -> int:
+        """The input document of score ``position`` (several pages share one document)."""
+        return position if self.indices is None else self.indices[position]
 
 
 def to_call(request: _RerankBase) -> RerankCall:
@@ -236,24 +280,39 @@ def to_call(request: _RerankBase) -> RerankCall:
     top_n = None if request.top_n == 0 else request.top_n
     return RerankCall(query=raw_query, documents=raw_docs, top_n=top_n,
                       max_tokens_per_doc=request.max_tokens_per_doc,
-                      rank_fields=tuple(rank_fields) if rank_fields else None)
+                      rank_fields=tuple(rank_fields) if rank_fields else None,
+                      extensions=_extensions(request))
+
+
+def _extensions(request: M0RankExtensions) -> Extensions:
+    return Extensions(pages=request.pages, chunk_size=request.chunk_size,
+                      chunk_overlap=request.chunk_overlap, dedup=request.dedup is True,
+                      diversity=request.diversity)
 
 
 def jina_response(ranking: Ranking, *, request_id: str, model: str,
                   return_documents: bool) -> RerankResponse:
     """The ``/v1/rerank`` body."""
-    results = [RerankResult(index=i, relevance_score=ranking.scores[i].score,
+    results = [RerankResult(index=ranking.index(i), relevance_score=ranking.scores[i].score,
                             document=ranking.documents[i] if return_documents else None,
-                            warnings=list(ranking.scores[i].warnings) or None)
+                            warnings=list(ranking.scores[i].warnings) or None,
+                            **_extension_fields(ranking, i))
                for i in ranking.order]
     return RerankResponse(id=request_id, model=model, results=results,
                           usage=Usage(total_tokens=ranking.total_tokens),
                           meta=_meta(ranking, "1"), warnings=ranking.warnings or None)
 
 
+def _extension_fields(ranking: Ranking, position: int) -> dict[str, Any]:
+    """``page``, ``chunk`` and ``duplicate_of`` of one result (``None`` when unset)."""
+    score = ranking.scores[position]
+    return {"page": score.page, "chunk": list(score.chunk) if score.chunk else None,
+            "duplicate_of": ranking.duplicates.get(position)}
+
+
 def cohere_v2_response(ranking: Ranking, *, request_id: str) -> CohereV2RerankResponse:
     """The ``/v2/rerank`` body."""
-    results = [CohereV2Result(index=i, relevance_score=ranking.scores[i].score,
+    results = [CohereV2Result(index=ranking.index(i), relevance_score=ranking.scores[i].score,
                               warnings=list(ranking.scores[i].warnings) or None)
                for i in ranking.order]
     return CohereV2RerankResponse(id=request_id, results=results, meta=_meta(ranking, "2"),

@@ -14,8 +14,9 @@ import logging
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from m0rank.config import DEFAULT_MAX_LENGTH, DEFAULT_MAX_QUERY_LENGTH, ScoreOptions
+from m0rank.config import DEFAULT_MAX_LENGTH, DEFAULT_MAX_QUERY_LENGTH, PdfLimits, ScoreOptions
 from m0rank.engine.ranking import check_top_n, rank_order
+from m0rank.engine.units import Unit, fold_windows
 from m0rank.errors import (
     InputTooLargeError,
     InvalidInputError,
@@ -25,8 +26,9 @@ from m0rank.errors import (
 from m0rank.preprocessing.inputs import image_fields, to_document
 from m0rank.server.auth import KeyLimits
 from m0rank.server.batcher import Batcher
+from m0rank.server.documents import expand_units, rank_units
 from m0rank.server.lifecycle import Lifecycle
-from m0rank.server.protocol import Ranking, RerankCall
+from m0rank.server.protocol import Extensions, Ranking, RerankCall
 from m0rank.server.settings import ServerSettings
 from m0rank.types import Document, PairScore
 
@@ -91,12 +93,17 @@ class RerankService:
         resolved_query, *resolved = await _gather([
             self._resolve(doc, field)
             for doc, field in zip([query, *documents], ["query", *fields], strict=True)])
-        scores = await self.batcher.score([(resolved_query, doc) for doc in resolved], options,
-                                          fields)
+        units = await expand_units(self.resolver, resolved, fields, call.extensions,
+                                   use_text_layer=self.batcher.engine.model.reads_text_layer,
+                                   limits=PdfLimits())
+        scores = await self.batcher.score([(resolved_query, unit.document) for unit in units],
+                                          options, [unit.field for unit in units])
+        units, scores = fold_windows(units, scores)
         total = sum(score.num_tokens for score in scores)
         self.limits.charge_tokens(key, total)
         echoes = [_echo(raw, doc) for raw, doc in zip(call.documents, documents, strict=True)]
-        return _ranking(scores, echoes, top_n, total)
+        return _ranking(scores, [echoes[u.index] for u in units], top_n, total, units=units,
+                        extensions=call.extensions)
 
     def _check_limits(self, call: RerankCall) -> Document:
         """Refuse requests over the server's limits; returns the coerced query."""
@@ -131,11 +138,19 @@ class RerankService:
 
 
 def _ranking(scores: list[PairScore], echoes: list[dict[str, Any]], top_n: int | None,
-             total: int) -> Ranking:
-    order = rank_order([score.score for score in scores], top_n)
+             total: int, *, units: list[Unit] | None = None,
+             extensions: Extensions | None = None) -> Ranking:
+    """With ``units`` (PDF pages, chunked texts), each score is one unit and m0rank's
+    extensions apply (``rank_units``)."""
+    values = [score.score for score in scores]
+    if units is None:
+        order, duplicates, indices = rank_order(values, top_n), {}, None
+    else:
+        order, duplicates = rank_units(units, scores, values, top_n, extensions or Extensions())
+        indices = [unit.index for unit in units]
     warnings = list(dict.fromkeys(w for score in scores for w in score.warnings))
     return Ranking(order=order, scores=scores, documents=echoes, total_tokens=total,
-                   warnings=warnings)
+                   warnings=warnings, indices=indices, duplicates=duplicates)
 
 
 async def _gather(awaitables: Sequence[Awaitable[T]]) -> list[T]:
