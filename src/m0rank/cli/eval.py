@@ -20,13 +20,14 @@ from typing import TYPE_CHECKING, Any
 
 from m0rank.cli.common import add_model_arguments, model_kwargs
 from m0rank.errors import InvalidInputError
+from m0rank.eval.runner import EvalOptions
 
 if TYPE_CHECKING:
-    from m0rank.eval.runner import CacheSpec, EvalOptions, EvalReport
+    from m0rank.eval.runner import CacheSpec, EvalReport
 
 __all__ = ["add_arguments", "run"]
 
-_DEFAULT_METRICS = "ndcg@10,recall@10,mrr@10,map@100"
+_DEFAULT_METRICS = ",".join(EvalOptions.metrics)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,16 +36,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     data.add_argument("--data", action="append", required=True, type=Path, metavar="DIR",
                       help="BEIR-layout folder (corpus.jsonl, queries.jsonl, qrels/) or "
                            "Winoground-layout folder (examples.jsonl); repeatable")
-    data.add_argument("--split", default="test", help="qrels split file (default: test)")
+    data.add_argument("--split", default=EvalOptions.split,
+                      help=f"qrels split file (default: {EvalOptions.split})")
     data.add_argument("--max-queries", type=int, default=None, metavar="N",
                       help="only the first N judged queries (quick checks)")
     stage = parser.add_argument_group("first stage")
-    stage.add_argument("--first-stage", choices=("auto", "bm25", "all"), default="auto",
+    stage.add_argument("--first-stage", choices=("auto", "bm25", "all"),
+                       default=EvalOptions.first_stage,
                        help="bm25 over document text, every document, or auto (default): "
                             "bm25 when queries and documents have text, else all")
     stage.add_argument("--run", dest="run_file", type=Path, default=None, metavar="FILE",
                        help="TREC run file to rerank instead (applies to every --data)")
-    stage.add_argument("--top-k", type=int, default=100, help="candidates reranked per query")
+    stage.add_argument("--top-k", type=int, default=EvalOptions.top_k,
+                       help=f"candidates reranked per query (default {EvalOptions.top_k})")
     model = add_model_arguments(parser, several_models=True)
     model.add_argument("--max-length", type=int, default=None, help="longest prompt in tokens")
     out = parser.add_argument_group("output")
@@ -81,8 +85,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _options(args: argparse.Namespace) -> EvalOptions:
-    from m0rank.eval.runner import EvalOptions
-
     metrics = tuple(m.strip() for m in args.metrics.split(",") if m.strip())
     return EvalOptions(split=args.split, max_queries=args.max_queries,
                        first_stage=args.first_stage, run_file=args.run_file, top_k=args.top_k,

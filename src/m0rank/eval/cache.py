@@ -14,8 +14,6 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
-from m0rank.api import BUILTIN_MODELS
-
 __all__ = ["ScoreCache", "model_fingerprint"]
 
 _SCHEMA = """
@@ -85,6 +83,9 @@ def model_fingerprint(name_or_path: str | None) -> str:
     and first MiB, so retrained weights under the same path get a fresh cache. A hub id is
     keyed by the id alone (its revision is fixed by the Hugging Face cache).
     """
+    # Imported here: m0rank.api costs ~0.5 s, and `m0rank --help` imports this module.
+    from m0rank.api import BUILTIN_MODELS
+
     name = "m0rank-offline" if name_or_path is None else str(name_or_path)
     folder = BUILTIN_MODELS.get(name) or Path(name).expanduser()
     if not folder.is_dir():
