@@ -50,6 +50,9 @@ def test_pdf_pages_ranked_with_page_and_top_n_counting_pages(dummy_client: TestC
     assert (results[0]["index"], results[0]["page"]) == (1, 3)
     assert len(results) == 3
     assert all("page" not in r for r in results if r["index"] == 0)
+    echo = results[0]["document"]
+    assert echo["page"] == 3 and echo["pdf"] == "<pdf>"
+    assert echo["thumbnail"].startswith("data:image/jpeg;base64,")
 
 
 def test_pages_option_and_per_document_pages(dummy_client: TestClient) -> None:

@@ -56,9 +56,11 @@ def document_unit(index: int, document: Document, field: str) -> Unit:
 
 def page_units(index: int, pages: Sequence[PdfPage], field: str, *,
                use_text_layer: bool) -> list[Unit]:
-    """One unit per rendered page of the PDF at input ``index`` (see ``page_document``)."""
+    """One unit per rendered page of the PDF at input ``index`` (see ``page_document``); the
+    unit's ``whole`` is the page image, whatever the family reads."""
     return [Unit(index=index, page=page.number, field=f"{field}.page[{page.number}]",
-                 document=page_document(page, use_text_layer=use_text_layer))
+                 document=page_document(page, use_text_layer=use_text_layer),
+                 whole=page_document(page, use_text_layer=False))
             for page in pages]
 
 
@@ -76,7 +78,7 @@ def chunk_units(units: Sequence[Unit], options: ChunkOptions | None) -> list[Uni
             out.append(unit)
             continue
         out.extend(replace(unit, document=Document(text=text[start:end]), span=(start, end),
-                           whole=unit.document)
+                           whole=unit.source)
                    for start, end in split_text(text, options))
     return out
 

@@ -11,6 +11,8 @@ The library's helpers do the work (``m0rank.engine.units``, ``m0rank.engine.rank
 from __future__ import annotations
 
 import asyncio
+import base64
+import io
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -28,7 +30,10 @@ from m0rank.types import Document, PairScore
 if TYPE_CHECKING:
     from m0rank.server.images import ImageResolver
 
-__all__ = ["fetch_pdf_bytes", "read_pages", "expand_units", "rank_units"]
+__all__ = ["fetch_pdf_bytes", "read_pages", "expand_units", "rank_units", "unit_echo",
+           "THUMBNAIL_WIDTH"]
+
+THUMBNAIL_WIDTH = 160  # pixels: enough to recognise a page in a result list
 
 
 async def fetch_pdf_bytes(resolver: ImageResolver, source: Any, field: str,
@@ -84,6 +89,24 @@ def rank_units(units: Sequence[Unit], scores: Sequence[PairScore], values: Seque
         return order, {}
     return order, {position: units[earlier].index
                    for position, earlier in mark_duplicates(order, prints).items()}
+
+
+def unit_echo(echo: dict[str, Any], unit: Unit) -> dict[str, Any]:
+    """The document echoed for one result: a PDF page echoes ``page`` and a small JPEG
+    ``thumbnail`` (data URI) instead of the whole file's base64; others echo as sent."""
+    if unit.page is None:
+        return echo
+    source = echo.get("pdf")
+    shown = source if isinstance(source, str) and is_url(source) else "<pdf>"
+    return {"pdf": shown, "page": unit.page, "thumbnail": _thumbnail(unit.source.images[0])}
+
+
+def _thumbnail(image: Any) -> str:
+    small = image.copy()
+    small.thumbnail((THUMBNAIL_WIDTH, THUMBNAIL_WIDTH * 2))
+    buffer = io.BytesIO()
+    small.convert("RGB").save(buffer, format="JPEG", quality=80)
+    return "data:image/jpeg;base64," + base64.b64encode(buffer.getvalue()).decode()
 
 
 def _chunking(extensions: Extensions) -> ChunkOptions | None:

@@ -26,7 +26,7 @@ from m0rank.errors import (
 from m0rank.preprocessing.inputs import image_fields, to_document
 from m0rank.server.auth import KeyLimits
 from m0rank.server.batcher import Batcher
-from m0rank.server.documents import expand_units, rank_units
+from m0rank.server.documents import expand_units, rank_units, unit_echo
 from m0rank.server.lifecycle import Lifecycle
 from m0rank.server.protocol import Extensions, Ranking, RerankCall
 from m0rank.server.settings import ServerSettings
@@ -102,8 +102,8 @@ class RerankService:
         total = sum(score.num_tokens for score in scores)
         self.limits.charge_tokens(key, total)
         echoes = [_echo(raw, doc) for raw, doc in zip(call.documents, documents, strict=True)]
-        return _ranking(scores, [echoes[u.index] for u in units], top_n, total, units=units,
-                        extensions=call.extensions)
+        return _ranking(scores, [unit_echo(echoes[u.index], u) for u in units], top_n, total,
+                        units=units, extensions=call.extensions)
 
     def _check_limits(self, call: RerankCall) -> Document:
         """Refuse requests over the server's limits; returns the coerced query."""
