@@ -31,7 +31,7 @@ def test_jina_rerank_matches_library(app_client, reranker, path):
     assert [r["document"] for r in body["results"]] == [{"text": DOCS[r["index"]]}
                                                          for r in body["results"]]
     expected_tokens = sum(s.num_tokens for s in reranker.score(QUERY, DOCS))
-    assert body["usage"] == {"total_tokens": expected_tokens}
+    assert body["usage"] == {"prompt_tokens": expected_tokens, "total_tokens": expected_tokens}
     assert body["meta"]["tokens"] == {"input_tokens": expected_tokens, "output_tokens": 0}
     assert body["meta"]["billed_units"] == {"search_units": 1}
     assert body["id"] == response.headers["x-request-id"]
@@ -82,12 +82,15 @@ def test_vllm_content_shapes(app_client, reranker):
     assert result["document"] == {"text": "a blue square", "image": data_uri}
     assert result["relevance_score"] == pytest.approx(
         reranker.score(QUERY, [document])[0].score, abs=1e-6)
-    # vLLM's older form: "documents": {"content": [...]} is one document per part.
+    # A bare {"content": [text, image]} is ONE mixed document, as in current vLLM.
     parts = [{"type": "text", "text": DOCS[0]}, {"type": "image_url", "image_url": data_uri}]
     response = app_client("POST", "/rerank", json={"query": QUERY,
                                                    "documents": {"content": parts}})
     assert response.status_code == 200
-    assert sorted(r["index"] for r in response.json()["results"]) == [0, 1]
+    [result] = response.json()["results"]
+    assert (result["index"], result["document"]) == (0, {"text": DOCS[0], "image": data_uri})
+    assert result["relevance_score"] == pytest.approx(
+        reranker.score(QUERY, [{"content": parts}])[0].score, abs=1e-6)
 
 
 def test_cohere_v1_rank_fields(app_client, reranker):

@@ -34,7 +34,8 @@ def test_regenerate_command_writes_the_committed_file(tmp_path):
 def test_schema_documents_the_public_shapes():
     schema = json.loads(COMMITTED.read_text())
     assert set(schema["paths"]) == {"/rerank", "/v1/rerank", "/v2/rerank", "/v1/models",
-                                    "/health", "/ready", "/metrics", "/v1/explain"}
+                                    "/health", "/ready", "/metrics", "/v1/explain",
+                                    "/score", "/v1/score", "/invocations"}
     request = schema["components"]["schemas"]["RerankRequest"]["properties"]
     assert {"model", "query", "documents", "top_n", "return_documents", "rank_fields",
             "max_chunks_per_doc", "max_tokens_per_doc"} <= set(request)

@@ -15,6 +15,7 @@ unlike infinity's and vLLM's ``detail=str(exc)``).
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 from collections.abc import Callable
@@ -38,7 +39,8 @@ from m0rank.errors import (
 )
 
 __all__ = ["ERROR_TABLE", "error_response", "status_for", "install_error_handlers",
-           "request_id_of", "INTERNAL_ERROR_MESSAGE"]
+           "request_id_of", "INTERNAL_ERROR_MESSAGE", "body_parse_error", "validation_message",
+           "tei_error_response", "tei_exception_response"]
 
 logger = logging.getLogger(__name__)
 
@@ -60,6 +62,10 @@ ERROR_TABLE: dict[type[Exception], tuple[int, str]] = {
 INTERNAL_ERROR = (500, "internal_error")
 INTERNAL_ERROR_MESSAGE = "internal server error"
 _HTTP_TYPES = {404: "not_found", 405: "method_not_allowed"}
+# TEI's ErrorType names (router/src/http/types.rs) for our error types, on TEI-shaped requests.
+_TEI_TYPES = {"overloaded": "overloaded", "rate_limit_exceeded": "overloaded",
+              "timeout": "unhealthy", "service_unavailable": "unhealthy",
+              "internal_error": "unhealthy"}
 
 
 def status_for(exc: BaseException) -> tuple[int, str]:
@@ -96,6 +102,54 @@ def exception_response(exc: BaseException, request_id: str) -> JSONResponse:
     return error_response(status, error_type, str(exc), request_id, headers=_headers_for(exc))
 
 
+def tei_error_response(status: int, error_type: str, message: str, request_id: str,
+                       headers: dict[str, str] | None = None) -> JSONResponse:
+    """TEI's error body, ``{"error": message, "error_type": type}``, for TEI-shaped requests
+    (TEI clients read ``error`` as a string)."""
+    return JSONResponse({"error": message, "error_type": error_type}, status_code=status,
+                        headers={"X-Request-ID": request_id, **(headers or {})})
+
+
+def tei_exception_response(exc: BaseException, request_id: str) -> JSONResponse:
+    """:func:`exception_response` in TEI's body shape: same status, same safe message."""
+    ours = exception_response(exc, request_id)
+    body = json.loads(bytes(ours.body))
+    headers = {k: v for k, v in ours.headers.items() if k.lower() in _FORWARDED_HEADERS}
+    error_type = _TEI_TYPES.get(body["error"]["type"], "validation")
+    return tei_error_response(ours.status_code, error_type, body["detail"], request_id, headers)
+
+
+_FORWARDED_HEADERS = {"retry-after", "www-authenticate"}
+
+
+def body_parse_error(exc: BaseException) -> RequestValidationError:
+    """The schema error for a body that is not JSON: bad syntax, bad UTF-8, or nesting deeper
+    than the parser's recursion limit. Answered 422 like every other body that does not match
+    the schema, with a message that says which of them."""
+    if isinstance(exc, json.JSONDecodeError):
+        return _json_error(("body", exc.pos), f"JSON decode error: {exc.msg}")
+    if isinstance(exc, UnicodeDecodeError):
+        return _json_error(("body", exc.start), f"not valid UTF-8: {exc.reason} (byte "
+                                                f"0x{exc.object[exc.start]:02x})")
+    if isinstance(exc, RecursionError):
+        return _json_error(("body",), "JSON nested too deeply")
+    return _json_error(("body",), f"not valid JSON ({type(exc).__name__})")
+
+
+def _json_error(loc: tuple[Any, ...], message: str) -> RequestValidationError:
+    return RequestValidationError([{"type": "json_invalid", "loc": loc, "msg": message,
+                                    "input": {}}])
+
+
+def validation_message(errors: list[dict[str, Any]]) -> str:
+    """One line naming the first three schema errors (``body.top_n: Input should be ...``)."""
+    message = "invalid request: " + "; ".join(
+        f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:3])
+    if len(errors) > 3:
+        message += f" (and {len(errors) - 3} more)"
+    return message
+
+
 def install_error_handlers(
     app: FastAPI, authenticate: Callable[[str | None], object] | None = None
 ) -> None:
@@ -117,8 +171,16 @@ def install_error_handlers(
                 return exception_response(auth_error, request_id_of(request))
         return await _on_validation_error(request, exc)
 
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        cause = exc.__cause__
+        if (isinstance(exc, HTTPException) and exc.status_code == 400
+                and isinstance(cause, (UnicodeDecodeError, RecursionError))):
+            # FastAPI's body parser reports these as a bare "error parsing the body"
+            return await on_validation_error(request, body_parse_error(cause))
+        return await _on_http_error(request, exc)
+
     app.add_exception_handler(RequestValidationError, on_validation_error)
-    app.add_exception_handler(HTTPException, _on_http_error)
+    app.add_exception_handler(HTTPException, on_http_error)
 
 
 async def _on_library_error(request: Request, exc: Exception) -> JSONResponse:
@@ -129,10 +191,7 @@ async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse
     raw = exc.errors() if isinstance(exc, RequestValidationError) else []
     errors = [{"loc": [str(p) for p in e.get("loc", ())], "msg": str(e.get("msg", "")),
                "type": str(e.get("type", ""))} for e in raw]
-    message = "invalid request: " + "; ".join(
-        f"{'.'.join(e['loc'])}: {e['msg']}" for e in errors[:3])
-    if len(errors) > 3:
-        message += f" (and {len(errors) - 3} more)"
+    message = validation_message(errors)
     request_id = request_id_of(request)
     logger.info("request %s answered 422: %s", request_id, message)
     return error_response(422, "validation_error", message, request_id, extra={"errors": errors})

@@ -103,7 +103,7 @@ class RerankService:
         self.limits.charge_tokens(key, total)
         echoes = [_echo(raw, doc) for raw, doc in zip(call.documents, documents, strict=True)]
         return _ranking(scores, [unit_echo(echoes[u.index], u) for u in units], top_n, total,
-                        units=units, extensions=call.extensions)
+                        raw=call.raw_scores, units=units, extensions=call.extensions)
 
     def _check_limits(self, call: RerankCall) -> Document:
         """Refuse requests over the server's limits; returns the coerced query."""
@@ -138,11 +138,12 @@ class RerankService:
 
 
 def _ranking(scores: list[PairScore], echoes: list[dict[str, Any]], top_n: int | None,
-             total: int, *, units: list[Unit] | None = None,
+             total: int, *, raw: bool = False, units: list[Unit] | None = None,
              extensions: Extensions | None = None) -> Ranking:
-    """With ``units`` (PDF pages, chunked texts), each score is one unit and m0rank's
-    extensions apply (``rank_units``)."""
-    values = [score.score for score in scores]
+    """Ranked by what is reported: the logit when raw scores were asked (a saturated
+    probability would tie where the logits do not). With ``units`` (PDF pages, chunked
+    texts), each score is one unit and m0rank's extensions apply (``rank_units``)."""
+    values = [score.logit if raw else score.score for score in scores]
     if units is None:
         order, duplicates, indices = rank_order(values, top_n), {}, None
     else:
@@ -150,7 +151,7 @@ def _ranking(scores: list[PairScore], echoes: list[dict[str, Any]], top_n: int |
         indices = [unit.index for unit in units]
     warnings = list(dict.fromkeys(w for score in scores for w in score.warnings))
     return Ranking(order=order, scores=scores, documents=echoes, total_tokens=total,
-                   warnings=warnings, indices=indices, duplicates=duplicates)
+                   warnings=warnings, raw_scores=raw, indices=indices, duplicates=duplicates)
 
 
 async def _gather(awaitables: Sequence[Awaitable[T]]) -> list[T]:
