@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import math
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -46,6 +47,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     auth.add_argument("--max-body-bytes", type=int, help="largest request body (64 MiB)")
     auth.add_argument("--max-documents", type=int, help="most documents per request (1000)")
     auth.add_argument("--max-query-chars", type=int, help="longest text query (16384)")
+    net.add_argument("--header-timeout", dest="header_timeout_s", type=float,
+                     help="seconds for a complete request head, then 408 (10)")
+    net.add_argument("--body-timeout", dest="body_idle_timeout_s", type=float,
+                     help="longest pause inside a request body before closing (30)")
+    net.add_argument("--max-connections", type=int,
+                     help="open connections above which new ones get 503 (1000)")
+    net.add_argument("--drain-timeout", dest="drain_timeout_s", type=float,
+                     help="on SIGTERM, seconds in-flight requests get before a 503 (30)")
     queue = parser.add_argument_group("batching")
     queue.add_argument("--request-timeout", dest="request_timeout_s", type=float,
                        help="seconds one request may take (120)")
@@ -86,7 +95,8 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
     names = ("host", "port", "model", "served_model_name", "rpm_limit", "tpm_limit",
              "max_body_bytes", "max_documents", "max_query_chars", "request_timeout_s",
              "max_queue_pairs", "max_batch_wait_ms", "media_dir", "image_cache_bytes",
-             "image_cache_dir", "max_batch_tokens", "max_batch_size", *MODEL_OPTIONS)
+             "image_cache_dir", "max_batch_tokens", "max_batch_size", "header_timeout_s",
+             "body_idle_timeout_s", "max_connections", "drain_timeout_s", *MODEL_OPTIONS)
     overrides = {name: getattr(args, name) for name in names}
     overrides["api_keys"] = (*base.api_keys, *keys) if keys else None
     hosts = args.image_allow_hosts
@@ -108,12 +118,22 @@ def run(args: argparse.Namespace) -> int:
 
     from m0rank.api import Reranker
     from m0rank.server.app import create_app
+    from m0rank.server.connections import (
+        ConnectionLimits,
+        guarded_protocol,
+        raise_open_file_limit,
+    )
     from m0rank.server.lifecycle import draining_server
 
     settings = settings_from_args(args)
     reranker = Reranker.from_pretrained(settings.model, **settings.load_kwargs())
     app = create_app(settings, reranker)
+    limits = ConnectionLimits(header_timeout_s=settings.header_timeout_s,
+                              body_idle_timeout_s=settings.body_idle_timeout_s,
+                              max_connections=raise_open_file_limit(settings.max_connections))
+    # uvicorn cancels what is left only after our own drain deadline has answered it with 503
     config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None,
-                            timeout_graceful_shutdown=int(settings.drain_timeout_s))
+                            http=guarded_protocol(limits),
+                            timeout_graceful_shutdown=math.ceil(settings.drain_timeout_s) + 5)
     draining_server(config, app.state.m0rank.lifecycle).run()
     return 0

@@ -27,6 +27,7 @@ from fastapi import FastAPI
 from m0rank._version import __version__
 from m0rank.server.auth import ApiKeyAuth, KeyLimits
 from m0rank.server.batcher import Batcher, BatcherConfig
+from m0rank.server.connections import quiet_accept_errors
 from m0rank.server.errors import install_error_handlers
 from m0rank.server.explain import explain_router
 from m0rank.server.lifecycle import Lifecycle
@@ -97,6 +98,13 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state: AppState = app.state.m0rank
     service = state.service
     await service.batcher.start()
+    loop = asyncio.get_running_loop()
+    quiet_accept_errors(loop)
+
+    def abort_later() -> None:  # on SIGTERM: in-flight work gets drain_timeout_s to finish
+        loop.call_later(service.settings.drain_timeout_s, service.batcher.abort_in_flight)
+
+    state.lifecycle.on_drain(lambda: loop.call_soon_threadsafe(abort_later))
     warmup = asyncio.create_task(_warm_up(app))
     try:
         yield

@@ -5,8 +5,9 @@ How a request's pairs travel (docs/architecture.md has the picture):
 1. :meth:`Batcher.score` admits the request (bounded queue, else 429 with a ``Retry-After``
    estimated from the measured throughput) and queues every pair's CPU preparation on the
    engine's one preprocessing pool (:meth:`Engine.submit_prepare`).
-2. Each prepared pair joins its request's ready queue as soon as it is done, so the device
-   starts on a large request before all of it is prepared.
+2. Each prepared pair joins its request's ready queue as soon as it is done; a request is
+   scheduled once fully prepared or with a micro-batch's worth ready, so the device starts on
+   a large request before all of it is prepared.
 3. One worker task takes a window of up to ``window_batches`` micro-batches, round-robin over
    the requests that have ready pairs, so a small request never waits behind a large one
    (fair at micro-batch granularity). It waits at most ``max_wait_ms`` after the oldest
@@ -93,6 +94,7 @@ class _Job:
     errors: dict[int, BaseException] = field(default_factory=dict)
     remaining: int = 0  # pairs not scored yet
     waiting: int = 0  # pairs not taken into a window yet (being prepared or ready)
+    unprepared: int = 0  # preparations not finished yet
 
     @property
     def alive(self) -> bool:
@@ -206,7 +208,7 @@ class Batcher:
         loop = asyncio.get_running_loop()
         job = _Job(future=loop.create_future(), enqueued=time.monotonic(),
                    prepared=[None] * len(pairs), results=[None] * len(pairs),
-                   remaining=len(pairs), waiting=len(pairs))
+                   remaining=len(pairs), waiting=len(pairs), unprepared=len(pairs))
         self._queued += len(pairs)
         self._jobs[job] = None
         self._idle.clear()
@@ -235,6 +237,12 @@ class Batcher:
                                              "scored"))
         self._device.shutdown(wait=False, cancel_futures=True)
         self.engine.close()
+
+    def abort_in_flight(self) -> None:
+        """Answer every admitted request now with a 503 (the drain deadline passed)."""
+        for job in list(self._jobs):
+            job.fail(ServiceUnavailableError(
+                "the server is shutting down and could not finish this request; retry"))
 
     def _admit(self, count: int) -> None:
         if self._closing:
@@ -270,6 +278,7 @@ class Batcher:
     def _on_prepared(self, job: _Job, index: int, future: Future[PreparedPair]) -> None:
         if not job.alive:
             return
+        job.unprepared -= 1
         error = future.exception()
         if error is None:
             job.prepared[index] = future.result()
@@ -277,6 +286,8 @@ class Batcher:
             self._arrived.set()
         else:
             job.errors[index] = error
+        if job.unprepared == 0:
+            self._arrived.set()
         first = job.first_error()
         if first is not None:
             job.fail(first)
@@ -294,11 +305,17 @@ class Batcher:
                 logger.exception("batch window failed")
                 self._fail(window, exc)
 
+    def _schedulable(self, job: _Job) -> bool:
+        """A request is worth a window once fully prepared or with a micro-batch ready, so
+        small requests go in one piece and large ones start before all is prepared."""
+        return job.alive and bool(job.ready) and (
+            job.unprepared == 0 or len(job.ready) >= self.engine.config.max_batch_size)
+
     async def _wait_for_pairs(self) -> None:
-        while not self.prepared_pairs:
+        while not any(self._schedulable(job) for job in self._jobs):
             self._arrived.clear()
             await self._arrived.wait()
-        oldest = min(job.enqueued for job in self._jobs if job.ready)
+        oldest = min(job.enqueued for job in self._jobs if self._schedulable(job))
         delay = oldest + self.config.max_wait_ms / 1000 - time.monotonic()
         if self.prepared_pairs < self._window_pairs and delay > 0:
             await asyncio.sleep(delay)

@@ -3,14 +3,18 @@
 ``/health`` answers while the process is up; ``/ready`` only once the model is warm and until
 shutdown begins, so a load balancer stops routing here before the process goes away. On
 SIGTERM/SIGINT, :func:`draining_server` marks the app as draining *before* uvicorn stops: new
-requests on open connections get 503 while in-flight ones finish, then the lifespan shutdown
-drains the batcher.
+connections are refused (the listening socket closes), new requests on open connections get
+503, and in-flight ones finish. Whatever is still running ``drain_timeout_s`` later is answered
+with the documented 503 JSON body (the batcher fails its requests; the request middleware
+answers any handler uvicorn cancels), never uvicorn's plain-text 500: ``m0rank serve`` gives
+uvicorn a graceful timeout a few seconds longer than ours.
 """
 
 from __future__ import annotations
 
 import enum
 import logging
+from collections.abc import Callable
 from types import FrameType
 from typing import Any
 
@@ -36,6 +40,11 @@ class Lifecycle:
 
     def __init__(self) -> None:
         self.state = State.STARTING
+        self._drain_listeners: list[Callable[[], None]] = []
+
+    def on_drain(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` once when draining begins (from the signal handler's thread)."""
+        self._drain_listeners.append(listener)
 
     @property
     def ready(self) -> bool:
@@ -58,6 +67,8 @@ class Lifecycle:
         if self.state in (State.STARTING, State.FAILED, State.READY):
             self.state = State.DRAINING
             logger.info("server draining: new requests get 503")
+            for listener in self._drain_listeners:
+                listener()
 
     def mark_stopped(self) -> None:
         """Shutdown finished."""

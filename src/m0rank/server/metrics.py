@@ -7,7 +7,8 @@ Exposed at ``GET /metrics``:
 - ``m0rank_batch_size`` (pairs per forward pass) and ``m0rank_batch_requests`` (distinct
   requests sharing a forward pass: above 1 means cross-request batching is working);
 - ``m0rank_tokens_total`` (tokens read by the model, image tokens included);
-- ``m0rank_queue_depth`` (pairs waiting for the model), ``m0rank_requests_in_flight``;
+- ``m0rank_queue_depth`` (pairs waiting for the model), ``m0rank_requests_in_flight``,
+  ``m0rank_requests_abandoned_total`` (clients that disconnected before their answer);
 - ``m0rank_cache_{hits,misses,evictions}_total{cache}`` and
   ``m0rank_cache_{bytes,max_bytes,entries}{cache}``, read on each scrape from the image cache
   (``cache="image"``) and the model's own caches (``cache="vision"``, ``"ocr"``...), each a
@@ -53,6 +54,9 @@ class ServerMetrics:
         self.tokens = Counter("m0rank_tokens", "Tokens read by the model", registry=reg)
         self.queue_depth = Gauge("m0rank_queue_depth", "Pairs waiting for the model",
                                  registry=reg)
+        self.abandoned = Counter("m0rank_requests_abandoned",
+                                 "Requests whose client disconnected before the answer; their "
+                                 "unscored work was cancelled", registry=reg)
         self.in_flight = Gauge("m0rank_requests_in_flight", "HTTP requests being served",
                                registry=reg)
         self._caches = _CacheCollector()

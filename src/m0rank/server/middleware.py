@@ -9,10 +9,14 @@ last-resort 500.
   ``unmatched`` so scanners cannot blow up label cardinality).
 - Any exception the app did not turn into an answer becomes a 500 whose body carries only the
   request id; the traceback goes to the log.
+- Client gone: once the body is read, the connection is watched; when the client disconnects
+  before its answer, the handler is cancelled, which drops the request's unscored work at the
+  next micro-batch boundary (``m0rank_requests_abandoned_total``).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
@@ -22,7 +26,7 @@ from typing import Any
 from starlette.datastructures import Headers, MutableHeaders
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from m0rank.errors import InputTooLargeError
+from m0rank.errors import InputTooLargeError, ServiceUnavailableError
 from m0rank.server.errors import exception_response
 from m0rank.server.metrics import ServerMetrics
 
@@ -67,7 +71,14 @@ class RequestContextMiddleware:
         self.metrics.in_flight.inc()
         try:
             body = await self._read_body(scope, receive)
-            await self.app(scope, body, send_with_id)
+            await self._run_until_disconnect(scope, body, receive, send_with_id, response)
+        except asyncio.CancelledError:
+            # uvicorn cancels what outlived its graceful-shutdown timeout: answer with the
+            # documented 503 instead of its plain-text 500, then let the task end
+            if not response["started"]:
+                await exception_response(ServiceUnavailableError(
+                    "the server is shutting down and could not finish this request; retry"),
+                    request_id)(scope, receive, send_with_id)
         except Exception as exc:  # the last resort: never a traceback to the client
             if response["started"]:
                 logger.error("request %s failed after answering", request_id, exc_info=exc)
@@ -77,6 +88,37 @@ class RequestContextMiddleware:
             self.metrics.in_flight.dec()
             self.metrics.observe_request(_route(scope), int(response["status"]),
                                          time.perf_counter() - started_at)
+
+    async def _run_until_disconnect(self, scope: Scope, body: Receive, receive: Receive,
+                                    send: Send, response: dict[str, Any]) -> None:
+        """Run the app; cancel it if the client disconnects before the answer is complete.
+
+        The server's ``receive`` has one reader, the watcher; the app reads the replayed body
+        and then waits for the watcher's disconnect, as it would on the raw channel.
+        """
+        gone = asyncio.Event()
+
+        async def send_tracking(message: Message) -> None:
+            if message["type"] == "http.response.body" and not message.get("more_body"):
+                response["complete"] = True
+            await send(message)
+
+        handler = asyncio.ensure_future(self.app(scope, _after(body, gone), send_tracking))
+        watcher = asyncio.ensure_future(_watch_disconnect(receive, gone))
+        gone_task = asyncio.ensure_future(gone.wait())
+        try:
+            await asyncio.wait([handler, gone_task], return_when=asyncio.FIRST_COMPLETED)
+            if handler.done() or response.get("complete"):
+                await handler
+                return
+            handler.cancel()
+            await asyncio.gather(handler, return_exceptions=True)
+            self.metrics.abandoned.inc()
+            logger.info("request %s: client disconnected; its work was cancelled",
+                        scope.get("state", {}).get("request_id", ""))
+        finally:
+            for task in (watcher, gone_task, handler):
+                task.cancel()
 
     async def _read_body(self, scope: Scope, receive: Receive) -> Receive:
         """Read the whole body under the limit and return a ``receive`` that replays it."""
@@ -102,6 +144,30 @@ class RequestContextMiddleware:
     def _too_large(self) -> InputTooLargeError:
         return InputTooLargeError(f"the request body is larger than this server's limit of "
                                   f"{self.max_body_bytes} bytes")
+
+
+async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
+    """Read the server's channel until it reports a disconnect (or the answer completed)."""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            gone.set()
+            return
+
+
+def _after(body: Receive, gone: asyncio.Event) -> Receive:
+    """The replayed body, then a disconnect once the watcher saw one."""
+    replayed = False
+
+    async def receive() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return await body()
+        await gone.wait()
+        return {"type": "http.disconnect"}
+
+    return receive
 
 
 def _replay(messages: list[Message], receive: Receive) -> Receive:

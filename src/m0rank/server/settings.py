@@ -41,7 +41,8 @@ ENV_PREFIX = "M0RANK_"
 ENV_NESTED_DELIMITER = "__"
 _MIB = 1024 * 1024
 _POSITIVE = ("max_body_bytes", "max_documents", "max_query_chars", "request_timeout_s",
-             "max_queue_pairs", "drain_timeout_s")
+             "max_queue_pairs", "drain_timeout_s", "header_timeout_s", "body_idle_timeout_s",
+             "max_connections")
 _NON_NEGATIVE = ("rpm_limit", "tpm_limit", "max_batch_wait_ms", "image_cache_bytes")
 _CommaList = Annotated[tuple[str, ...], NoDecode]
 
@@ -72,6 +73,10 @@ class ServerSettings(BaseSettings):
         max_queue_pairs: Pairs waiting for the model before new requests get 429.
         max_batch_wait_ms: How long the first waiting pair waits for others to share its batch.
         drain_timeout_s: On shutdown, how long in-flight requests may take to finish.
+        header_timeout_s: Longest wait for a complete request head (then 408 and close).
+        body_idle_timeout_s: Longest pause inside a request body (then the connection closes).
+        max_connections: Open connections above which new ones get 503 (also bounded by the
+            open-file limit).
         image_allow_hosts: Hostnames or CIDRs allowed despite the SSRF guard.
         media_dir: Local folder whose files HTTP requests may name; ``None`` refuses paths.
         image_cache_bytes: Budget of the content-addressed image cache.
@@ -108,6 +113,9 @@ class ServerSettings(BaseSettings):
     max_queue_pairs: int = 4096
     max_batch_wait_ms: float = 5.0
     drain_timeout_s: float = 30.0
+    header_timeout_s: float = 10.0
+    body_idle_timeout_s: float = 30.0
+    max_connections: int = 1000
     image_allow_hosts: _CommaList = ()
     media_dir: Path | None = None
     image_cache_bytes: int = 256 * _MIB

@@ -14,19 +14,22 @@ something, so a test can check ordering end to end:
 
 It loads in microseconds, needs no files beyond its ``config.json``
 (``architectures: ["M0RankDummyReranker"]``) and is shipped as the built-in ``m0rank-dummy``:
-``m0rank serve --model m0rank-dummy`` measures the server without any model cost.
+``m0rank serve --model m0rank-dummy`` measures the server without any model cost. A folder
+whose ``config.json`` adds ``"seconds_per_pair": 0.05`` makes every forward pass sleep that long
+per pair, to load-test queueing, cancellation and shutdown with a known model cost.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
 from m0rank.config import ScoreOptions
-from m0rank.errors import InvalidInputError
+from m0rank.errors import InvalidInputError, ModelLoadError
 from m0rank.model.base import LoadOptions, PreparedPair, RerankerArchitecture
 from m0rank.types import Document
 
@@ -47,13 +50,18 @@ class DummyReranker(RerankerArchitecture):
     reads_text_layer: ClassVar[bool] = True  # reads text only: PDF pages by their text layer
     parallel_preprocess: ClassVar[bool] = True  # pure functions of their inputs
 
-    def __init__(self, model_name: str = "m0rank-dummy") -> None:
+    def __init__(self, model_name: str = "m0rank-dummy", seconds_per_pair: float = 0.0) -> None:
         self.model_name = model_name
+        self.seconds_per_pair = seconds_per_pair
 
     @classmethod
     def load(cls, path: Path, config: dict[str, Any], options: LoadOptions) -> DummyReranker:
-        """Nothing to read: the config only names the architecture."""
-        return cls(options.model_name or "m0rank-dummy")
+        """No weights: the config names the architecture and, optionally, a simulated cost."""
+        cost = config.get("seconds_per_pair", 0.0)
+        if isinstance(cost, bool) or not isinstance(cost, (int, float)) or cost < 0:
+            raise ModelLoadError(f"{path / 'config.json'}: seconds_per_pair must be a number "
+                                 f">= 0, got {cost!r}")
+        return cls(options.model_name or "m0rank-dummy", float(cost))
 
     def preprocess(self, query: Document, document: Document, options: ScoreOptions,
                    field: str) -> PreparedPair:
@@ -69,7 +77,9 @@ class DummyReranker(RerankerArchitecture):
         return PreparedPair(num_tokens=max(1, min(tokens, options.max_length)), payload=share)
 
     def forward(self, batch: Sequence[PreparedPair]) -> list[float]:
-        """Logits ``4 * (share - 0.5)``."""
+        """Logits ``4 * (share - 0.5)`` (after the simulated cost, if any)."""
+        if self.seconds_per_pair:
+            time.sleep(self.seconds_per_pair * len(batch))
         return [4.0 * (float(pair.payload) - 0.5) for pair in batch]
 
     def postprocess(self, logits: Any) -> list[float]:
