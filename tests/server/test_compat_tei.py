@@ -63,8 +63,10 @@ def test_empty_texts_is_400_with_error_type_empty(app_client):
      "'right' or omit it)"),
     ({"query": " ", "texts": ["a"]}, 400, "query must not be empty or only whitespace"),
     ({"query": QUERY, "texts": ["a\ud800"]}, 400,
-     "documents[0] contains a lone surrogate \\ud800 at character 1; text must be valid "
+     "texts[0] contains a lone surrogate \\ud800 at character 1; text must be valid "
      "Unicode"),
+    ({"query": QUERY, "texts": ["a", " "]}, 400,
+     "texts[1] must not be empty or only whitespace"),
 ])
 def test_tei_errors_use_teis_body(app_client, payload, status, message):
     # json.dumps escapes the lone surrogate as JSON "\ud800", as a client's encoder would

@@ -145,6 +145,9 @@ def test_score_n_to_n_is_pairwise_with_raw_scores(app_client, reranker):
      "text_1 has 2 items and text_2 3: send one text_1 item (scored against every text_2 item) "
      "or as many as text_2 (scored pairwise)"),
     ({"queries": QUERY, "documents": []}, "documents must not be empty"),
+    ({"text_1": ["a", "b", "c"], "text_2": ["x", "y", " "]},
+     "text_2[2] must not be empty or only whitespace"),
+    ({"queries": " ", "documents": ["x"]}, "queries must not be empty or only whitespace"),
     ({"queries": QUERY}, "a score request needs exactly one pair of sides: queries and "
      "documents, queries and items, text_1 and text_2, or data_1 and data_2; got ['queries']"),
     ({"text_1": QUERY, "documents": DOCS}, "a score request needs exactly one pair of sides: "

@@ -344,6 +344,9 @@ class RerankCall:
     max_tokens_per_doc: int | None
     rank_fields: tuple[str, ...] | None = None
     raw_scores: bool = False
+    # Names errors use: the request's own (TEI's texts[2], vLLM score's text_2[5]).
+    query_field: str = "query"
+    document_fields: tuple[str, ...] | None = None
     extensions: Extensions = field(default_factory=lambda: Extensions())
 
 
@@ -424,7 +427,8 @@ def tei_to_call(request: TeiRerankRequest) -> RerankCall:
         raise InvalidInputError("truncation_direction 'left' is not supported: texts are "
                                 "truncated at their end (send 'right' or omit it)")
     return _call(request.query, list(request.texts), top_n=None, max_tokens_per_doc=None,
-                 raw_scores=request.raw_scores is True)
+                 raw_scores=request.raw_scores is True,
+                 document_fields=_side_fields("texts", request.texts))
 
 
 def score_groups(request: ScoreRequest) -> list[ScoreGroup]:
@@ -438,6 +442,7 @@ def score_groups(request: ScoreRequest) -> list[ScoreGroup]:
     (name_1, side_1), (name_2, side_2) = _score_sides(request)
     first = [_plain(x) for x in (side_1 if isinstance(side_1, list) else [side_1])]
     second = [_plain(x) for x in (side_2 if isinstance(side_2, list) else [side_2])]
+    names_1, names_2 = _side_fields(name_1, side_1), _side_fields(name_2, side_2)
     for name, side in ((name_1, first), (name_2, second)):
         if not side:
             raise InvalidInputError(f"{name} must not be empty")
@@ -446,12 +451,15 @@ def score_groups(request: ScoreRequest) -> list[ScoreGroup]:
                                 f"send one {name_1} item (scored against every {name_2} "
                                 f"item) or as many as {name_2} (scored pairwise)")
     queries = first * len(second) if len(first) == 1 else first
+    query_names = names_1 * len(second) if len(first) == 1 else names_1
     by_query: dict[str, list[int]] = {}
     for i, query in enumerate(queries):
         by_query.setdefault(json.dumps(query, sort_keys=True), []).append(i)
     raw = _raw_scores(request)
     return [ScoreGroup(call=_call(queries[indices[0]], [second[i] for i in indices],
-                                  top_n=None, max_tokens_per_doc=None, raw_scores=raw),
+                                  top_n=None, max_tokens_per_doc=None, raw_scores=raw,
+                                  query_field=query_names[indices[0]],
+                                  document_fields=tuple(names_2[i] for i in indices)),
                        indices=indices)
             for indices in by_query.values()]
 
@@ -473,12 +481,22 @@ def dialect_of(payload: Any) -> Literal["rerank", "tei", "score"] | None:
 
 def _call(query: Any, documents: list[Any], *, top_n: int | None,
           max_tokens_per_doc: int | None, raw_scores: bool,
-          rank_fields: tuple[str, ...] | None = None) -> RerankCall:
-    check_unicode(query, "query")
-    check_unicode(documents, "documents")
+          rank_fields: tuple[str, ...] | None = None, query_field: str = "query",
+          document_fields: tuple[str, ...] | None = None) -> RerankCall:
+    check_unicode(query, query_field)
+    for i, document in enumerate(documents):
+        check_unicode(document, document_fields[i] if document_fields else f"documents[{i}]")
     return RerankCall(query=query, documents=documents, top_n=top_n,
                       max_tokens_per_doc=max_tokens_per_doc, rank_fields=rank_fields,
-                      raw_scores=raw_scores)
+                      raw_scores=raw_scores, query_field=query_field,
+                      document_fields=document_fields)
+
+
+def _side_fields(name: str, side: Any) -> tuple[str, ...]:
+    """Error names of one side's items: ``texts[2]``, or ``text_1`` for a bare item."""
+    if isinstance(side, list):
+        return tuple(f"{name}[{i}]" for i in range(len(side)))
+    return (name,)
 
 
 def _plain(value: Any) -> Any:

@@ -87,12 +87,13 @@ class RerankService:
     async def _rerank(self, call: RerankCall, query: Document, key: str | None) -> Ranking:
         top_n = check_top_n(call.top_n, none="null")
         options = ScoreOptions(max_doc_length=_max_doc_length(call.max_tokens_per_doc))
-        fields = _fields(len(call.documents))
+        fields = list(call.document_fields or _fields(len(call.documents)))
         documents = [to_document(_rank_fields(doc, call.rank_fields, field), field)
                      for doc, field in zip(call.documents, fields, strict=True)]
         resolved_query, *resolved = await _gather([
             self._resolve(doc, field)
-            for doc, field in zip([query, *documents], ["query", *fields], strict=True)])
+            for doc, field in zip([query, *documents], [call.query_field, *fields],
+                                  strict=True)])
         units = await expand_units(self.resolver, resolved, fields, call.extensions,
                                    use_text_layer=self.batcher.engine.model.reads_text_layer,
                                    limits=PdfLimits())
@@ -114,7 +115,7 @@ class RerankService:
             raise InputTooLargeError(f"documents has {len(call.documents)} items; this server "
                                      f"accepts at most {limit} per request")
         # Coerce first, so every query shape (string, {"text"}, vLLM content parts) is measured.
-        query = to_document(call.query, "query")
+        query = to_document(call.query, call.query_field)
         limit = self.settings.max_query_chars
         if query.text is not None and len(query.text) > limit:
             raise InputTooLargeError(f"query is {len(query.text)} characters long; this server "
