@@ -129,7 +129,8 @@ class RankResult:
 class CacheStats:
     """Counters of one cache, as the server's ``/metrics`` reports them (``cache="<name>"``).
 
-    Counters (hits, misses, evictions) only grow; the others are gauges read at that moment.
+    Counters (hits, misses, evictions, and errors: I/O faults served as misses) only grow;
+    the others are gauges read at that moment.
     A typed object rather than a dict of suffixed keys, so a new cache cannot be reported
     under a misspelt name.
     """
@@ -140,3 +141,4 @@ class CacheStats:
     entries: int = 0
     bytes: int = 0
     max_bytes: int = 0
+    errors: int = 0

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
+from image_helpers import ImageServer
 from server_helpers import make_app
 
 
@@ -30,3 +32,35 @@ def dummy_reranker() -> Any:
     from m0rank import Reranker
 
     return Reranker.from_pretrained("m0rank-dummy", device="cpu")
+
+
+@pytest.fixture()
+def server() -> Iterator[ImageServer]:
+    srv = ImageServer()
+    yield srv
+    srv.close()
+
+
+@pytest.fixture()
+def connections(monkeypatch: pytest.MonkeyPatch) -> list[object]:
+    """Record every outgoing connection; refuse any that is not to 127.0.0.1."""
+    attempts: list[object] = []
+    real_connect = socket.socket.connect
+    real_connect_ex = socket.socket.connect_ex
+
+    def check(address: object) -> None:
+        attempts.append(address)
+        if not (isinstance(address, tuple) and str(address[0]).startswith("127.")):
+            raise OSError(f"test blocked a connection to {address!r}")
+
+    def connect(self: socket.socket, address: object) -> None:
+        check(address)
+        return real_connect(self, address)
+
+    def connect_ex(self: socket.socket, address: object) -> int:
+        check(address)
+        return real_connect_ex(self, address)
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", connect_ex)
+    return attempts

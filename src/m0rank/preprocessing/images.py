@@ -143,14 +143,26 @@ def decode_image_bytes(data: bytes, field: str, limits: ImageLimits | None = Non
     return _normalise(image)
 
 
-def decode_base64_image(text: str, field: str, limits: ImageLimits | None = None) -> bytes:
-    """Decode base64 text, with or without a ``data:image/...;base64,`` prefix."""
+def decode_base64_image(text: str, field: str, limits: ImageLimits | None = None,
+                        media_types: tuple[str, ...] = ("image/",)) -> bytes:
+    """Decode base64 text, with or without a ``data:image/...;base64,`` prefix.
+
+    A data URI must declare a type starting with one of ``media_types`` (``image/`` for
+    images, ``application/pdf`` for PDFs): ``data:text/html;base64,...`` is not an image even
+    if its bytes happen to decode as one.
+    """
     limits = limits or ImageLimits()
     payload = text
     if text.startswith(_DATA_PREFIX):
         header, _, payload = text.partition(",")
         if ";base64" not in header:
             raise ImageError(f"{field} is a data URI without base64 encoding: {header[:40]!r}")
+        mime = header[len(_DATA_PREFIX):].split(";")[0].strip().lower()
+        if not mime.startswith(media_types):
+            wanted = " or ".join(f"{kind}*" if kind.endswith("/") else kind
+                                 for kind in media_types)
+            raise ImageError(f"{field} is a data URI of type {mime or 'none'!r}; expected "
+                             f"{wanted}")
     # base64 is 4/3 the size of the bytes; refuse early instead of decoding a huge string.
     check_byte_size(len(payload) * 3 // 4, field, limits)
     try:

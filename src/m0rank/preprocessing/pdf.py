@@ -206,7 +206,7 @@ def _read_text_source(source: str, field: str, limits: PdfLimits,
         return fetch_image_bytes(source, field, fetch_limits)
     if not source.startswith("data:") and (os.path.exists(source) or source.endswith(".pdf")):
         return _read_file(source, field, limits)
-    return decode_base64_image(source, field, fetch_limits)
+    return decode_base64_image(source, field, fetch_limits, media_types=("application/pdf",))
 
 
 def _read_file(path: str, field: str, limits: PdfLimits) -> bytes:

@@ -43,11 +43,7 @@ async def fetch_pdf_bytes(resolver: ImageResolver, source: Any, field: str,
     if not isinstance(source, str) or not source.strip():
         raise InvalidInputError(f"{field} must be a PDF URL, base64 string or data URI, got "
                                 f"{describe_value(source)}")
-    source = source.strip()
-    if is_url(source):
-        data = await resolver._fetch(source, field)  # noqa: SLF001 - the one shared fetcher
-    else:
-        data = await asyncio.to_thread(resolver._read_local, source, field)  # noqa: SLF001
+    data = await resolver.fetch_bytes(source.strip(), field, media_types=("application/pdf",))
     check_pdf_size(len(data), field, limits)
     return data
 

@@ -91,6 +91,7 @@ _CACHE_STATS = {
     "hits": ("counter", "Cache hits"),
     "misses": ("counter", "Cache misses"),
     "evictions": ("counter", "Cache evictions"),
+    "errors": ("counter", "Cache I/O faults, each served as a miss"),
     "max_bytes": ("gauge", "Cache budget in bytes"),
     "bytes": ("gauge", "Bytes held"),
     "entries": ("gauge", "Entries held"),
