@@ -91,3 +91,27 @@ def test_a_caller_without_a_key_hears_401_before_any_body_error(reranker):
             keyed = c.post(path, content=b'{"query": "\xff"}',
                            headers={**JSON, "authorization": "Bearer k"})
             assert keyed.status_code == 422
+
+
+def nested(depth):
+    return "[" * depth + "]" * depth
+
+
+@pytest.mark.parametrize("path", ["/v1/rerank", "/rerank"])
+@pytest.mark.parametrize("depth", [40, 900])
+def test_deep_values_inside_a_parsable_body_are_refused_not_500(app_client, path, depth):
+    # under the parser's limit, but the echo of such a document would fail to serialise
+    body = '{"query": "q", "documents": ["a", {"text": "b", "meta": ' + nested(depth) + "}]}"
+    response = app_client("POST", path, content=body, headers=JSON)
+    assert_error(response, 400, "invalid_request",
+                 "documents[1].meta[0][0][0] is nested more than 32 levels deep")
+
+
+@pytest.mark.parametrize("field", ["query", "documents"])
+def test_deep_values_in_typed_fields_are_schema_errors(app_client, field):
+    body = {"query": "q", "documents": ["a"]}
+    raw = json.dumps(body).replace(f'"{field}": ' + json.dumps(body[field]),
+                                   f'"{field}": {nested(900)}')
+    response = app_client("POST", "/v1/rerank", content=raw, headers=JSON)
+    assert response.status_code == 422
+    assert response.json()["error"]["type"] == "validation_error"

@@ -38,7 +38,8 @@ __all__ = [
     "RerankResult", "ModelList", "ModelCard", "StatusResponse", "ErrorBody",
     "TeiRerankRequest", "TeiRank", "ScoreRequest", "ScoreResponse", "ScoreGroup",
     "RerankCall", "Ranking", "to_call", "tei_to_call", "score_groups", "dialect_of",
-    "check_unicode", "jina_response", "cohere_v2_response", "tei_response", "score_response",
+    "check_values", "MAX_NESTING", "jina_response", "cohere_v2_response", "tei_response",
+    "score_response",
     "COHERE_V2_MAX_TOKENS_PER_DOC",
 ]
 
@@ -483,9 +484,9 @@ def _call(query: Any, documents: list[Any], *, top_n: int | None,
           max_tokens_per_doc: int | None, raw_scores: bool,
           rank_fields: tuple[str, ...] | None = None, query_field: str = "query",
           document_fields: tuple[str, ...] | None = None) -> RerankCall:
-    check_unicode(query, query_field)
+    check_values(query, query_field)
     for i, document in enumerate(documents):
-        check_unicode(document, document_fields[i] if document_fields else f"documents[{i}]")
+        check_values(document, document_fields[i] if document_fields else f"documents[{i}]")
     return RerankCall(query=query, documents=documents, top_n=top_n,
                       max_tokens_per_doc=max_tokens_per_doc, rank_fields=rank_fields,
                       raw_scores=raw_scores, query_field=query_field,
@@ -547,28 +548,46 @@ def _refuse_unsupported(request: _VllmOptions) -> None:
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def check_unicode(value: Any, field: str) -> None:
-    """Refuse lone UTF-16 surrogates (JSON ``"\\ud800"``) anywhere in ``value``: no tokenizer
-    or JSON encoder takes them, so they would fail later as a 500. Iterative: a deeply nested
-    extra key cannot exhaust the stack.
+# Deepest nesting accepted inside a query or document (content parts need 4 levels): the
+# response echoes documents, and serialisers recurse, so a value nested some hundreds of levels
+# deep (still under the JSON parser's limit) would otherwise fail as a 500 when answering.
+MAX_NESTING = 32
+
+
+def check_values(value: Any, field: str) -> None:
+    """Refuse what would fail later as a 500: lone UTF-16 surrogates (JSON ``"\\ud800"``), which
+    no tokenizer or JSON encoder takes, and nesting deeper than :data:`MAX_NESTING`. Iterative,
+    so the check itself cannot exhaust the stack.
 
     Raises:
         InvalidInputError: Naming the field, e.g. ``documents[2].text``.
     """
-    stack = [(value, field)]
+    stack = [(value, field, 0)]
     while stack:
-        item, name = stack.pop()
+        item, name, depth = stack.pop()
         if isinstance(item, str):
             found = None if item.isascii() else _SURROGATE.search(item)
             if found:
                 raise InvalidInputError(
                     f"{name} contains a lone surrogate \\u{ord(found.group()):04x} at "
                     f"character {found.start()}; text must be valid Unicode")
+        elif isinstance(item, (dict, list)) and depth >= MAX_NESTING:
+            raise InvalidInputError(f"{name} is nested more than {MAX_NESTING} levels deep")
         elif isinstance(item, dict):
-            stack.extend((key, f"{name} key") for key in item)
-            stack.extend((v, f"{name}.{k}") for k, v in item.items())
+            stack.extend((key, f"{name} key", depth + 1) for key in item)
+            stack.extend((v, _child(name, f".{k}", depth), depth + 1) for k, v in item.items())
         elif isinstance(item, list):
-            stack.extend((v, f"{name}[{i}]") for i, v in enumerate(item))
+            stack.extend((v, _child(name, f"[{i}]", depth), depth + 1)
+                         for i, v in enumerate(item))
+
+
+def _child(name: str, step: str, depth: int) -> str:
+    """Names grow for the first levels only (``documents[0].content[1].text``); deeper
+    values are named by their ancestor, so a message stays short."""
+    return name + step if depth < _NAMED_LEVELS else name
+
+
+_NAMED_LEVELS = 4
 
 
 def jina_response(ranking: Ranking, *, request_id: str, model: str,
