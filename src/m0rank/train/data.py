@@ -116,7 +116,7 @@ def document_to_json(document: Document) -> Any:
 def _parse_line(line: str, file: Path, number: int, need_scores: bool) -> TrainExample:
     where = f"{file}:{number}"
     try:
-        row = json.loads(line)
+        row = json.loads(line.strip())
     except json.JSONDecodeError as exc:
         raise InvalidInputError(f"{where}: not valid JSON ({exc.msg} at column {exc.colno})"
                                 ) from None

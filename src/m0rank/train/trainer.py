@@ -154,6 +154,26 @@ class Trainer:
                 self._periodic(step, state)
         return self._finish(state)
 
+    def validation_loss(self, examples: Sequence[TrainExample] | None = None) -> float:
+        """The run's loss over one group per example (epoch 0's draw), without gradients and
+        with dropout off: a deterministic measure to compare before and after training.
+
+        Args:
+            examples: Held-out examples (default: the training examples).
+        """
+        examples = list(examples) if examples is not None else self.examples
+        was_training = self.module.training
+        self.module.eval()
+        try:
+            with torch.no_grad():
+                groups = [sample_group(examples, i, self.args.group_size, self.args.seed, 0)
+                          for i in range(len(examples))]
+                pairs = [pair for g in groups
+                         for pair in prepare_group(self.model, g, self.options, self.limits)]
+                return float(self._loss(pairs, groups))
+        finally:
+            self.module.train(was_training)
+
     def _step(self, step: int) -> dict[str, Any]:
         """One optimizer step over ``groups_per_step`` groups, accumulated by micro-batch."""
         start = time.perf_counter()
