@@ -391,3 +391,24 @@ def test_ready_is_503_while_warming_up_or_after_a_failed_warm_up(reranker, monke
 
     assert_error(asyncio.run(failed()), 503, "service_unavailable",
                  "the model failed to warm up; see the server log")
+
+
+def test_concurrent_requests_cannot_overdraw_the_token_limit(reranker):
+    """Tokens are reserved at admission: of 20 simultaneous ~2,600-token requests against a
+    3,000-token budget, exactly one is scored."""
+    long_text = "apple " * 2200  # ~13,200 UTF-8 bytes, ~3,800 estimated tokens each
+    payload = {"query": QUERY, "documents": [long_text[:9000]]}
+    app = make_app(reranker, api_keys=("k",), tpm_limit=3000)
+
+    async def twenty(client):
+        return await asyncio.gather(*[
+            client.post("/v1/rerank", json=payload, headers={"Authorization": "Bearer k"})
+            for _ in range(20)])
+
+    responses = call(app, twenty)
+    statuses = sorted(r.status_code for r in responses)
+    assert statuses == [200] + [429] * 19
+    refused = next(r for r in responses if r.status_code == 429)
+    assert_error(refused, 429, "rate_limit_exceeded",
+                 "rate limit exceeded: 3000 tokens per minute for this API key")
+    assert int(refused.headers["retry-after"]) >= 1

@@ -3,9 +3,11 @@
 Keys are compared as SHA-256 digests with :func:`hmac.compare_digest` against every known key,
 so neither the key's length nor which key matched shows in the timing. Limits are token
 buckets per key, refilled continuously: ``rpm`` requests and ``tpm`` tokens per minute (Jina's
-defaults for a keyed client are 500 RPM and 1M TPM). Token counts are only known after scoring,
-so a request is admitted while the key's token bucket is positive and its real usage is
-charged afterwards; an overdraft then blocks the key until the bucket refills.
+defaults for a keyed client are 500 RPM and 1M TPM). Exact token counts are only known after
+scoring, so a request *reserves* an estimate of its tokens atomically before any model work
+(:meth:`KeyLimits.reserve`: the event loop runs it without a pause, so concurrent requests cannot
+all pass against the same tokens) and settles the difference with its real usage afterwards
+(:meth:`KeyLimits.settle`); a failed request gives its reservation back.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from dataclasses import dataclass
 
 from m0rank.errors import AuthenticationError, RateLimitError
 
-__all__ = ["ApiKeyAuth", "TokenBucket", "KeyLimits", "key_fingerprint"]
+__all__ = ["ApiKeyAuth", "TokenBucket", "KeyLimits", "Reservation", "key_fingerprint"]
 
 Clock = Callable[[], float]
 
@@ -64,6 +66,14 @@ class ApiKeyAuth:
         if match is None:
             raise AuthenticationError("invalid API key")
         return match
+
+
+@dataclass(frozen=True)
+class Reservation:
+    """Tokens taken from a bucket for a request in progress (``bucket`` None: no limit)."""
+
+    bucket: TokenBucket | None
+    tokens: int
 
 
 @dataclass
@@ -121,8 +131,38 @@ class KeyLimits:
                     retry_after=requests.seconds_until(1))
             requests.level -= 1
 
+    def reserve(self, key: str | None, tokens: int) -> Reservation:
+        """Take ``tokens`` (an estimate) from the key's token allowance before the work starts.
+
+        A request larger than the whole per-minute allowance is admitted only when the bucket
+        is full, so it is slow rather than impossible.
+
+        Raises:
+            RateLimitError: The allowance does not hold ``tokens`` now; ``retry_after`` says
+                when it will.
+        """
+        bucket = None if key is None else self._bucket(self._tokens, key, self.tpm)
+        if bucket is None:
+            return Reservation(None, 0)
+        needed = min(float(tokens), bucket.capacity)
+        if bucket.level < needed:
+            raise RateLimitError(
+                f"rate limit exceeded: {self.tpm} tokens per minute for this API key",
+                retry_after=max(1.0, bucket.seconds_until(needed)))
+        bucket.level -= tokens
+        return Reservation(bucket, tokens)
+
+    def settle(self, reservation: Reservation, used: int) -> None:
+        """Replace a reservation by the tokens the request really used."""
+        if reservation.bucket is not None:
+            reservation.bucket.level += reservation.tokens - used
+
+    def release(self, reservation: Reservation) -> None:
+        """Give back the reservation of a request that failed before using the model."""
+        self.settle(reservation, 0)
+
     def charge_tokens(self, key: str | None, tokens: int) -> None:
-        """Charge the tokens a finished request used (may overdraw the bucket)."""
+        """Charge tokens outside a reservation (may overdraw the bucket)."""
         bucket = None if key is None else self._bucket(self._tokens, key, self.tpm)
         if bucket is not None:
             bucket.level -= tokens

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -43,6 +44,7 @@ logger = logging.getLogger(__name__)
 # Cohere's max_tokens_per_doc is clamped to it, so a large value truncates and never rejects.
 MAX_DOC_TOKENS = DEFAULT_MAX_LENGTH - DEFAULT_MAX_QUERY_LENGTH
 _IMAGE_CONCURRENCY = 16
+_TEMPLATE_TOKENS = 12  # jina-m0's prompt template, special and score tokens
 T = TypeVar("T")
 
 
@@ -54,7 +56,7 @@ class RerankService:
         batcher: The running cross-request batcher.
         resolver: Async image fetcher and cache.
         lifecycle: Refuses work while shutting down.
-        limits: Per-key rate limits (tokens are charged after scoring).
+        limits: Per-key rate limits (tokens reserved before scoring, settled after).
     """
 
     def __init__(self, *, settings: ServerSettings, batcher: Batcher, resolver: ImageResolver,
@@ -97,11 +99,16 @@ class RerankService:
         units = await expand_units(self.resolver, resolved, fields, call.extensions,
                                    use_text_layer=self.batcher.engine.model.reads_text_layer,
                                    limits=PdfLimits())
-        scores = await self.batcher.score([(resolved_query, unit.document) for unit in units],
-                                          options, [unit.field for unit in units])
+        pairs = [(resolved_query, unit.document) for unit in units]
+        reservation = self.limits.reserve(key, estimate_tokens(pairs, self.settings.max_pixels))
+        try:
+            scores = await self.batcher.score(pairs, options, [unit.field for unit in units])
+        except BaseException:
+            self.limits.release(reservation)
+            raise
         units, scores = fold_windows(units, scores)
         total = sum(score.num_tokens for score in scores)
-        self.limits.charge_tokens(key, total)
+        self.limits.settle(reservation, total)
         echoes = [_echo(raw, doc) for raw, doc in zip(call.documents, documents, strict=True)]
         return _ranking(scores, [unit_echo(echoes[u.index], u) for u in units], top_n, total,
                         raw=call.raw_scores, units=units, extensions=call.extensions)
@@ -153,6 +160,21 @@ def _ranking(scores: list[PairScore], echoes: list[dict[str, Any]], top_n: int |
     warnings = list(dict.fromkeys(w for score in scores for w in score.warnings))
     return Ranking(order=order, scores=scores, documents=echoes, total_tokens=total,
                    warnings=warnings, raw_scores=raw, indices=indices, duplicates=duplicates)
+
+
+def estimate_tokens(pairs: Sequence[tuple[Document, Document]], max_pixels: int) -> int:
+    """Tokens ``pairs`` will cost, estimated before tokenising (for the tokens-per-minute
+    reservation): text at 3.5 UTF-8 bytes a token (about 4 characters of English, one CJK
+    character), an image at its area up to ``max_pixels`` over 28 x 28 pixels a token, plus
+    the prompt template. The exact count replaces it once the request is scored."""
+    total = 0
+    for query, document in pairs:
+        total += _TEMPLATE_TOKENS
+        for side in (query, document):
+            total += math.ceil(len((side.text or "").encode("utf-8", "replace")) / 3.5)
+            total += sum(min(image.width * image.height, max_pixels) // 784
+                         for image in side.images if hasattr(image, "width"))
+    return total
 
 
 async def _gather(awaitables: Sequence[Awaitable[T]]) -> list[T]:
