@@ -49,7 +49,7 @@ class ImageLimits:
     min_side: int = 10
     max_aspect_ratio: float = 200.0
     max_bytes: int = 20 * 1024 * 1024
-    max_pixels: int = 64_000_000
+    max_pixels: int = 16_777_216  # 4096 x 4096: 4K (3840 x 2160) passes, 62 MP bombs do not
     fetch_timeout: float = 10.0
     max_redirects: int = 3
 

@@ -178,7 +178,7 @@ def test_image_urls_rank_like_the_library_and_download_once(
     ("{root}/page.html", 400, "image_fetch_error",
      "documents[0].image: '{root}/page.html' is not an image (content-type 'text/html')"),
     ("{root}/huge.png", 413, "input_too_large",
-     "documents[0].image is 9000x8000 = 72000000 pixels; the limit is 64000000"),
+     "documents[0].image is 9000x8000 = 72000000 pixels; the limit is 16777216"),
 ])
 def test_image_errors_over_http(server_url: str, image_host: tuple[str, dict[str, int]],
                                 source: str, status: int, kind: str, message: str) -> None:

@@ -24,7 +24,8 @@ import asyncio
 import hashlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,7 +44,9 @@ from m0rank.preprocessing.images import (
     classify_image_source,
     decode_base64_image,
     decode_image_bytes,
+    decoded_size,
     is_url,
+    open_image,
 )
 from m0rank.server.fetch import SafeFetcher
 from m0rank.server.image_cache import ImageLRU, open_disk_store
@@ -70,6 +73,10 @@ class ImageFetchSettings:
         cache_bytes: Budget of the decoded-image cache in memory, and of the disk folder.
         cache_dir: Optional folder keeping encoded image bytes by sha256 across restarts.
         limits: Timeouts, byte, pixel and redirect limits (shared with the library).
+        draft_pixels: The model's resize budget: JPEGs far larger are decoded reduced
+            (``decode_image_bytes``'s ``draft_pixels``); ``None`` decodes at full size.
+        decode_bytes: Decoded bytes all concurrent decodes together may hold; a decode waits
+            for room instead of growing memory.
     """
 
     allow_hosts: tuple[str, ...] = ()
@@ -77,6 +84,8 @@ class ImageFetchSettings:
     cache_bytes: int = 256 * 1024 * 1024
     cache_dir: Path | None = None
     limits: ImageLimits = field(default_factory=ImageLimits)
+    draft_pixels: int | None = None
+    decode_bytes: int = 512 * 1024 * 1024
 
     def __post_init__(self) -> None:
         if isinstance(self.allow_hosts, str):
@@ -86,6 +95,32 @@ class ImageFetchSettings:
                 or self.cache_bytes < 0:
             raise InvalidInputError(
                 f"cache_bytes must be a non-negative integer, got {self.cache_bytes!r}")
+
+
+class DecodeBudget:
+    """Bytes that concurrent image decodes may hold together (an async weighted semaphore).
+
+    A decode larger than the whole budget runs alone rather than never.
+    """
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self.in_use = 0
+        self._changed = asyncio.Condition()
+
+    @asynccontextmanager
+    async def hold(self, amount: int) -> AsyncIterator[None]:
+        """Wait until ``amount`` bytes fit, hold them for the block, then give them back."""
+        amount = min(amount, self.capacity)
+        async with self._changed:
+            await self._changed.wait_for(lambda: self.in_use + amount <= self.capacity)
+            self.in_use += amount
+        try:
+            yield
+        finally:
+            async with self._changed:
+                self.in_use -= amount
+                self._changed.notify_all()
 
 
 class ImageResolver:
@@ -108,6 +143,7 @@ class ImageResolver:
         self._urls: TTLCache[str, tuple[str, float]] = TTLCache(_URL_CACHE_ENTRIES,
                                                                 ttl=URL_CACHE_TTL_S)
         self._inflight: dict[str, asyncio.Future[Image.Image]] = {}
+        self._decode_budget = DecodeBudget(settings.decode_bytes)
         self._hits = 0
         self._misses = 0
 
@@ -228,12 +264,20 @@ class ImageResolver:
         if image is not None:  # same bytes, same limits: the cached decode is valid here too
             self._hits += 1
             return image
-        image = await asyncio.to_thread(decode_image_bytes, data, field, self.limits)
+        image = await self._decode(data, field)
         self._misses += 1
         self._images.put(digest, image)
         if self._disk is not None:
             await asyncio.to_thread(self._disk.write, digest, data)
         return image
+
+    async def _decode(self, data: bytes, field: str) -> Image.Image:
+        """Decode in a thread once the decode budget has room for the decoded pixels."""
+        header = open_image(data, field, self.limits)  # header only: cheap, on the loop
+        width, height = decoded_size(header, self.settings.draft_pixels)
+        async with self._decode_budget.hold(width * height * 4):
+            return await asyncio.to_thread(decode_image_bytes, data, field, self.limits,
+                                           self.settings.draft_pixels)
 
     def _read_local(self, source: str, field: str,
                     media_types: tuple[str, ...] = ("image/",)) -> bytes:

@@ -40,9 +40,9 @@ __all__ = ["ServerSettings", "read_keys_file", "ENV_PREFIX", "ENV_NESTED_DELIMIT
 ENV_PREFIX = "M0RANK_"
 ENV_NESTED_DELIMITER = "__"
 _MIB = 1024 * 1024
-_POSITIVE = ("max_body_bytes", "max_documents", "max_query_chars", "request_timeout_s",
-             "max_queue_pairs", "drain_timeout_s", "header_timeout_s", "body_idle_timeout_s",
-             "max_connections")
+_POSITIVE = ("image_decode_bytes", "max_body_bytes", "max_documents", "max_query_chars",
+             "request_timeout_s", "max_queue_pairs", "drain_timeout_s", "header_timeout_s",
+             "body_idle_timeout_s", "max_connections")
 _NON_NEGATIVE = ("rpm_limit", "tpm_limit", "max_batch_wait_ms", "image_cache_bytes")
 _CommaList = Annotated[tuple[str, ...], NoDecode]
 
@@ -81,6 +81,8 @@ class ServerSettings(BaseSettings):
         media_dir: Local folder whose files HTTP requests may name; ``None`` refuses paths.
         image_cache_bytes: Budget of the content-addressed image cache.
         image_cache_dir: Optional on-disk folder for that cache.
+        image_decode_bytes: Decoded bytes that all requests together may be decoding at once
+            (bounds memory when many large images arrive together).
         image_limits: Byte, pixel and fetch limits for every image.
 
     Raises:
@@ -120,6 +122,7 @@ class ServerSettings(BaseSettings):
     media_dir: Path | None = None
     image_cache_bytes: int = 256 * _MIB
     image_cache_dir: Path | None = None
+    image_decode_bytes: int = 512 * _MIB
     image_limits: ImageLimits = ImageLimits()
 
     def __init__(self, **values: Any) -> None:
@@ -212,7 +215,8 @@ class ServerSettings(BaseSettings):
         return ImageFetchSettings(
             allow_hosts=self.image_allow_hosts, media_dir=self.media_dir,
             cache_bytes=self.image_cache_bytes, cache_dir=self.image_cache_dir,
-            limits=self.image_limits,
+            limits=self.image_limits, draft_pixels=self.max_pixels,
+            decode_bytes=self.image_decode_bytes,
         )
 
 
