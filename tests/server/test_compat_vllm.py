@@ -176,3 +176,17 @@ def test_invocations_without_a_known_shape_is_400(app_client):
                "cannot tell what this /invocations body asks for: send a rerank body (query "
                "and documents), a TEI rerank body (query and texts) or a score body (queries "
                "and documents, text_1 and text_2, or data_1 and data_2)")
+
+
+def test_score_gives_a_pdf_its_best_page(app_client, reranker):
+    pytest.importorskip("pypdfium2")
+    import base64
+
+    from m0rank.testing.pdfs import text_pdf
+
+    pdf = {"pdf": base64.b64encode(text_pdf([["bread"], [QUERY], ["bees"]])).decode()}
+    pages = reranker.score(QUERY, [pdf])
+    assert len(pages) == 3
+    response = app_client("POST", "/score", json={"queries": QUERY, "documents": [pdf, DOCS[0]]})
+    assert [d["score"] for d in score_body(response)["data"]] == [
+        max(p.score for p in pages), reranker.score(QUERY, [DOCS[0]])[0].score]

@@ -632,8 +632,9 @@ def score_response(groups: list[tuple[ScoreGroup, Ranking]], *, request_id: str,
     """vLLM's ``/score`` answer: one score per pair, in the order of the pairs."""
     values: dict[int, float] = {}
     for group, ranking in groups:
+        # ascending, so a document scored several times (PDF pages) keeps its best score
         values.update((group.indices[ranking.index(p)], ranking.value(p))
-                      for p in range(len(ranking.scores)))
+                      for p in sorted(range(len(ranking.scores)), key=ranking.value))
     tokens = sum(ranking.total_tokens for _, ranking in groups)
     return ScoreResponse(id=request_id, created=created, model=model,
                          data=[ScoreData(index=i, score=values[i]) for i in sorted(values)],
