@@ -58,7 +58,7 @@ def test_image_query(capsys, m0_checkpoint: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("args", "message"), [
-    (["--query", "q"], "m0rank: error: no documents: give --doc, --doc-image or --docs-file"),
+    (["--query", "q"], "m0rank: error: no documents: give --doc, --doc-image, --doc-pdf or --docs-file"),
     (["--query", "", "--doc", "d"], "m0rank: error: query must not be empty or only whitespace"),
     (["--query", "q", "--doc-image", "/no/such.png"],
      "m0rank: error: documents[0].image: cannot read file '/no/such.png' (No such file or directory)"),
