@@ -13,6 +13,18 @@ Scenarios:
 - ``images``: the same with two of the documents base64 PNGs that repeat across requests, so
   the image cache turns every repeat into a hash lookup instead of a decode.
 
+Fault mode (``--scenarios faults``, written to ``bench/results/serve_load_faults_cpu.json``): the
+same well-behaved clients run while hostile ones misbehave at the same time:
+
+- ``disconnect``: send a 200-document request and hang up after 0.3 s, again and again (their
+  work must be dropped, not finished);
+- ``stall``: open connections that send half a request head and then nothing (the header
+  timeout must close them; ``/health`` must keep answering);
+- ``oversized``: post a 62-megapixel PNG of a few hundred KB (must get 413 without decoding).
+
+It reports answers by status for every client class, p50/p99 latency of the well-behaved
+clients, and the server's RSS at start, peak and end.
+
 Usage: ``python bench/serve_load.py [--clients 8] [--duration 20] [--model PATH]``; writes
 ``bench/results/serve_load_cpu.json``. Client and server share the machine's cores.
 """
@@ -51,8 +63,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--duration", type=float, default=20.0, help="seconds per scenario")
     parser.add_argument("--warmup", type=float, default=3.0, help="unmeasured seconds first")
     parser.add_argument("--docs", type=int, default=8, help="documents per request")
-    parser.add_argument("--scenarios", default="text,images", help="comma-separated")
-    parser.add_argument("--out", type=Path, default=RESULTS / "serve_load_cpu.json")
+    parser.add_argument("--scenarios", default="text,images",
+                        help="comma-separated: text, images, faults")
+    parser.add_argument("--out", type=Path, help="JSON report (default by scenarios)")
     return parser.parse_args()
 
 
@@ -82,12 +95,112 @@ def start_server(model: Path, port: int, log: object) -> subprocess.Popen:
     raise TimeoutError("server was not ready within 300 s")
 
 
-def peak_rss_mib(pid: int) -> float:
-    """Peak resident set size of a process (``VmHWM``), in MiB."""
+def peak_rss_mib(pid: int, field: str = "VmHWM") -> float:
+    """Peak (``VmHWM``) or current (``VmRSS``) resident set size of a process, in MiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
+        if line.startswith(field + ":"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def bomb_base64() -> str:
+    """A 9000 x 6900 PNG of one colour: 62 MP decoded, a few hundred KB encoded."""
+    buffer = io.BytesIO()
+    Image.new("RGB", (9000, 6900), (250, 250, 250)).save(buffer, format="PNG")
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+async def disconnecting_client(port: int, stop_at: float, record: dict) -> None:
+    """Sends a large request and hangs up after 0.3 s, until ``stop_at``."""
+    rng = random.Random(99)
+    while time.monotonic() < stop_at:
+        body = json.dumps(make_body(rng, 200, [])).encode()
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"POST /v1/rerank HTTP/1.1\r\nHost: x\r\nContent-Type: application/json"
+                     b"\r\nContent-Length: " + str(len(body)).encode() + b"\r\n\r\n" + body)
+        await writer.drain()
+        await asyncio.sleep(0.3)
+        writer.close()
+        record["statuses"]["hung up"] = record["statuses"].get("hung up", 0) + 1
+
+
+async def stalling_client(port: int, stop_at: float, record: dict, held: int = 200) -> None:
+    """Keeps ``held`` connections with half a request head open, replacing closed ones."""
+    open_ = []
+    while time.monotonic() < stop_at:
+        while len(open_) < held:
+            try:
+                reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                record["statuses"]["connect failed"] = record["statuses"].get(
+                    "connect failed", 0) + 1
+                break
+            writer.write(b"POST /v1/rerank HTTP/1.1\r\nHost: x\r\n")
+            open_.append((reader, writer))
+        await asyncio.sleep(0.5)
+        still = []
+        for reader, writer in open_:
+            if reader.at_eof() or writer.is_closing():
+                record["statuses"]["closed by server"] = record["statuses"].get(
+                    "closed by server", 0) + 1
+                writer.close()
+            else:
+                try:
+                    data = await asyncio.wait_for(reader.read(64), 0.001)
+                except asyncio.TimeoutError:
+                    still.append((reader, writer))
+                    continue
+                status = data.split(b" ")[1].decode() if data.startswith(b"HTTP/") else "closed"
+                record["statuses"][status] = record["statuses"].get(status, 0) + 1
+                writer.close()
+        open_ = still
+    for _, writer in open_:
+        writer.close()
+
+
+async def oversized_client(http: httpx.AsyncClient, url: str, stop_at: float,
+                           record: dict) -> None:
+    body = {"query": "q", "documents": [{"image": bomb_base64()}]}
+    while time.monotonic() < stop_at:
+        try:
+            status = str((await http.post(url, json=body)).status_code)
+        except httpx.HTTPError as exc:
+            status = type(exc).__name__
+        record["statuses"][status] = record["statuses"].get(status, 0) + 1
+
+
+async def run_faults(url: str, port: int, args: argparse.Namespace) -> dict:
+    """Well-behaved clients measured while the three hostile kinds run alongside."""
+    good: dict[str, list] = {"latencies": [], "errors": []}
+    hostile = {kind: {"statuses": {}} for kind in ("disconnect", "stall", "oversized")}
+    limits = httpx.Limits(max_connections=args.clients + 2)
+    start = time.monotonic()
+    measure_from, stop_at = start + args.warmup, start + args.warmup + args.duration
+    health: list[float] = []
+
+    async def probe_health(http: httpx.AsyncClient) -> None:
+        while time.monotonic() < stop_at:
+            began = time.monotonic()
+            try:
+                ok = (await http.get(f"{url}/health", timeout=5)).status_code == 200
+            except httpx.HTTPError:
+                ok = False
+            health.append(time.monotonic() - began if ok else float("inf"))
+            await asyncio.sleep(0.5)
+
+    async with httpx.AsyncClient(timeout=120, limits=limits) as http:
+        await asyncio.gather(
+            *[client_loop(http, f"{url}/v1/rerank", stop_at, measure_from, seed, args.docs, [],
+                          good) for seed in range(args.clients)],
+            disconnecting_client(port, stop_at, hostile["disconnect"]),
+            stalling_client(port, stop_at, hostile["stall"]),
+            oversized_client(http, f"{url}/v1/rerank", stop_at, hostile["oversized"]),
+            probe_health(http))
+    summary = summarise(good, time.monotonic() - measure_from, args.docs)
+    finite = sorted(h for h in health if h != float("inf"))
+    return {"well_behaved": summary, "hostile": hostile,
+            "health_probes": {"answered": len(finite), "failed": len(health) - len(finite),
+                              "max_ms": round(finite[-1] * 1000, 1) if finite else None}}
 
 
 def png_base64(color: tuple[int, int, int]) -> str:
@@ -191,18 +304,30 @@ def main() -> int:
         started = time.monotonic()
         process = start_server(model, port, log)
         report["server_start_to_ready_s"] = round(time.monotonic() - started, 1)
+        report["server_rss_start_mib"] = round(peak_rss_mib(process.pid, "VmRSS"), 1)
         try:
             images = {"text": [], "images": [png_base64((200, 30, 30)), png_base64((30, 30, 200))]}
             for name in args.scenarios.split(","):
                 url = f"http://127.0.0.1:{port}"
+                if name == "faults":
+                    report["scenarios"][name] = asyncio.run(run_faults(url, port, args))
+                    report["scenarios"][name]["errors"] = \
+                        report["scenarios"][name]["well_behaved"]["errors"]
+                    print(name, json.dumps(report["scenarios"][name]), flush=True)
+                    continue
                 report["scenarios"][name] = asyncio.run(run_scenario(url, args, images[name]))
                 report["scenarios"][name]["image_cache_after"] = cache_counters(url)
                 print(name, json.dumps(report["scenarios"][name]), flush=True)
             report["server_peak_rss_mib"] = round(peak_rss_mib(process.pid), 1)
+            report["server_rss_end_mib"] = round(peak_rss_mib(process.pid, "VmRSS"), 1)
         finally:
             process.send_signal(signal.SIGINT)
             process.wait(timeout=60)
     report["errors_total"] = sum(s["errors"] for s in report["scenarios"].values())
+    if args.out is None:
+        name = "serve_load_faults_cpu.json" if args.scenarios == "faults" else \
+            "serve_load_cpu.json"
+        args.out = RESULTS / name
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print(f"wrote {args.out}")
