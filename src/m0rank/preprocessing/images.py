@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
 import io
 import os
 import warnings
@@ -32,6 +33,9 @@ from m0rank.errors import (
 
 __all__ = [
     "load_image",
+    "image_cache_key",
+    "open_image",
+    "decoded_size",
     "decode_image_bytes",
     "decode_base64_image",
     "fetch_image_bytes",
@@ -297,3 +301,15 @@ def _normalise(image: Image.Image) -> Image.Image:
     """Apply EXIF orientation and convert to RGB, as ``transformers`` ``load_image`` does."""
     image = ImageOps.exif_transpose(image) or image
     return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def image_cache_key(image: Image.Image, settings: str) -> str:
+    """SHA-256 over the decoded pixels of ``image`` and ``settings`` (resize budget + model).
+
+    Hashing decoded pixels rather than the encoded file lets the same page sent as a path,
+    a URL, base64 or raw bytes share one entry.
+    """
+    digest = hashlib.sha256()
+    digest.update(f"{settings}|{image.mode}|{image.size[0]}x{image.size[1]}|".encode())
+    digest.update(image.tobytes())
+    return digest.hexdigest()

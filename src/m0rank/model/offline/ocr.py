@@ -30,7 +30,7 @@ from cachetools import LRUCache
 from PIL import Image
 
 from m0rank.model.offline.lexical import is_cjk, join_cjk_spaces
-from m0rank.model.qwen2vl.vision_cache import image_cache_key
+from m0rank.preprocessing.images import image_cache_key
 from m0rank.types import CacheStats, Document
 
 __all__ = ["OcrEngine", "TesseractOcr", "RapidOcr", "CachedOcr", "select_ocr_engine", "read_side",

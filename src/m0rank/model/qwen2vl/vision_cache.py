@@ -13,18 +13,17 @@ The cache is thread-safe: the server prepares requests in threads while the mode
 
 from __future__ import annotations
 
-import hashlib
 import threading
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from cachetools import LRUCache
 
+from m0rank.preprocessing.images import image_cache_key
 from m0rank.types import CacheStats
 
 if TYPE_CHECKING:
     import torch
-    from PIL import Image
 
 __all__ = ["CachedFeatures", "VisionFeatureCache", "image_cache_key"]
 
@@ -40,18 +39,6 @@ class CachedFeatures:
     def nbytes(self) -> int:
         """Bytes held on the device by this entry."""
         return self.features.numel() * self.features.element_size()
-
-
-def image_cache_key(image: Image.Image, settings: str) -> str:
-    """SHA-256 over the decoded pixels of ``image`` and ``settings`` (resize budget + model).
-
-    Hashing decoded pixels rather than the encoded file lets the same page sent as a path,
-    a URL, base64 or raw bytes share one entry.
-    """
-    digest = hashlib.sha256()
-    digest.update(f"{settings}|{image.mode}|{image.size[0]}x{image.size[1]}|".encode())
-    digest.update(image.tobytes())
-    return digest.hexdigest()
 
 
 class _CountingLRU(LRUCache[str, CachedFeatures]):
