@@ -1,9 +1,13 @@
-"""Shared pieces of the offline-model benchmarks: Cranfield, its BM25 first stage, nDCG@10.
+"""Shared pieces of the offline-model benchmarks, on top of ``m0rank.eval``.
 
-Cranfield (``shared/data/cranfield``, BEIR layout: 1400 aeronautics abstracts, 225 queries,
-1612 judgements) is a collection nobody on this project wrote. The first stage is ``bm25s``
-with its English stop words (optionally the Snowball English stemmer); every reranker sees the
-same top 100 per query. nDCG@10 comes from ``ranx``.
+Collections are read with ``m0rank.eval.load_beir``; the first stage is
+``m0rank.eval.bm25_run`` (the evaluation harness's BM25: Lucene k1 0.9, b 0.4, tokens chosen
+by the collection's script and language); nDCG@10 is ``m0rank.eval``'s metric. So a bench
+figure and an ``m0rank eval`` figure of the same model on the same collection agree.
+
+- Cranfield (``shared/data/cranfield``, or ``$M0RANK_CRANFIELD``): 1400 aeronautics
+  abstracts, 225 queries, 1612 judgements.
+- ``bench/data/<name>``: XQuAD en/de/zh and CMRC 2018 (see ``bench/data/README.md``).
 """
 
 from __future__ import annotations
@@ -13,65 +17,52 @@ import os
 import platform
 from pathlib import Path
 
-DATA = Path(os.environ.get("M0RANK_CRANFIELD", Path(__file__).resolve().parents[2]
-                           / "shared/data/cranfield"))
-RESULTS = Path(__file__).resolve().parent / "results"
+from m0rank.eval import Collection, bm25_run, load_beir
+from m0rank.eval.first_stage import Run
+from m0rank.eval.runner import evaluate_run
+
+HERE = Path(__file__).resolve().parent
+CRANFIELD = Path(os.environ.get("M0RANK_CRANFIELD", HERE.parents[1] / "shared/data/cranfield"))
+DATA_DIR = HERE / "data"
+RESULTS = HERE / "results"
 MACHINE = "2-core AMD EPYC CPU, no GPU"
 DEPTH = 100
 
 
 def machine() -> dict[str, object]:
     """What the numbers were measured on."""
-    return {"machine": MACHINE, "cpus": os.cpu_count(), "python": platform.python_version()}
+    return {"machine": MACHINE, "cpus": os.cpu_count(), "python": platform.python_version(),
+            "load_average_1min": round(os.getloadavg()[0], 2)}
+
+
+def collection(name: str) -> Collection:
+    """``"cranfield"`` or a folder of ``bench/data``."""
+    return load_beir(CRANFIELD if name == "cranfield" else DATA_DIR / name, name=name)
 
 
 def load_cranfield() -> tuple[dict[str, str], dict[str, str], dict[str, dict[str, int]]]:
-    """``(corpus, queries, qrels)`` of Cranfield in BEIR layout."""
-    corpus = {}
-    for line in (DATA / "corpus.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        corpus[row["_id"]] = row["text"]  # the text already starts with the title
-    queries = {}
-    for line in (DATA / "queries.jsonl").read_text().splitlines():
-        row = json.loads(line)
-        queries[row["_id"]] = row["text"]
-    qrels: dict[str, dict[str, int]] = {}
-    for line in (DATA / "qrels/test.tsv").read_text().splitlines()[1:]:
-        qid, did, rel = line.split("\t")
-        if int(rel) > 0:
-            qrels.setdefault(qid, {})[did] = int(rel)
-    return corpus, queries, qrels
+    """``(corpus, queries, qrels)`` of Cranfield as plain texts (relevant judgements only)."""
+    cran = collection("cranfield")
+    qrels = {q: {d: r for d, r in docs.items() if r > 0} for q, docs in cran.qrels.items()}
+    return ({d: item.text or "" for d, item in cran.corpus.items()},
+            {q: item.text or "" for q, item in cran.queries.items()},
+            {q: docs for q, docs in qrels.items() if docs})
 
 
-def bm25_first_stage(corpus: dict[str, str], queries: dict[str, str], depth: int = DEPTH,
-                     stem: bool = False) -> dict[str, dict[str, float]]:
-    """Top ``depth`` documents per query by bm25s with English stop words; ``stem=False`` is
-    the issue's baseline (nDCG@10 0.339), ``stem=True`` adds the Snowball English stemmer."""
-    import bm25s
-    import Stemmer
-
-    stemmer = Stemmer.Stemmer("english") if stem else None
-    ids = list(corpus)
-    retriever = bm25s.BM25()
-    retriever.index(bm25s.tokenize([corpus[i] for i in ids], stopwords="en", stemmer=stemmer,
-                                   show_progress=False), show_progress=False)
-    qids = list(queries)
-    tokens = bm25s.tokenize([queries[q] for q in qids], stopwords="en", stemmer=stemmer,
-                            show_progress=False)
-    docs, scores = retriever.retrieve(tokens, k=depth, show_progress=False)
-    return {qid: {ids[d]: float(s) for d, s in zip(docs[row], scores[row], strict=True)}
-            for row, qid in enumerate(qids)}
+def bm25_first_stage(corpus: dict[str, str] | None = None, queries: dict[str, str] | None = None,
+                     depth: int = DEPTH) -> Run:
+    """Cranfield's top ``depth`` per query by the harness's BM25 (the arguments are kept for
+    the callers that pass Cranfield's texts; the collection is read again)."""
+    del corpus, queries
+    return bm25_run(collection("cranfield"), depth)
 
 
-def ndcg10(qrels: dict[str, dict[str, int]], run: dict[str, dict[str, float]],
-           only: set[str] | None = None) -> float:
-    """Mean nDCG@10 over the queries of ``run`` (restricted to ``only`` when given) that
-    have judgements; a query without any relevant document is skipped."""
-    from ranx import Qrels, Run, evaluate
-
-    keep = [q for q in run if q in qrels and (only is None or q in only)]
-    return float(evaluate(Qrels({q: qrels[q] for q in keep}), Run({q: run[q] for q in keep}),
-                          "ndcg@10"))
+def ndcg10(qrels: dict[str, dict[str, int]], run: Run, only: set[str] | None = None) -> float:
+    """Mean nDCG@10 over the queries of ``run`` (restricted to ``only``) that have a
+    relevant document."""
+    keep = {q: run[q] for q in run if q in qrels and any(r > 0 for r in qrels[q].values())
+            and (only is None or q in only)}
+    return float(evaluate_run(keep, qrels, ["ndcg@10"])[0]["ndcg@10"])
 
 
 def write_result(name: str, payload: dict[str, object]) -> Path:

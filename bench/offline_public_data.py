@@ -7,7 +7,7 @@ Sources (public, not written on this project; licences in ``bench/data/README.md
 - CMRC 2018 (Cui et al. 2019, CC BY-SA 4.0): Chinese Wikipedia reading comprehension;
   ``squad-style-data/cmrc2018_{dev,trial}.json`` of ``github.com/ymcui/cmrc2018``.
 
-Each paragraph becomes a document; the *first* question of each paragraph becomes a query
+Each paragraph becomes a document; the first (non-empty) question of each paragraph becomes a query
 whose only relevant document is its paragraph (one query per paragraph, as in the issue's
 table). ``xquad-<lang>`` folders also keep the paragraph order, so ``xquad-en`` document
 ``p17`` is the translation of ``xquad-zh`` document ``p17`` (used by the cross-lingual check).
@@ -28,8 +28,13 @@ OUT = Path(__file__).resolve().parent / "data"
 def paragraphs(squad_json: Path) -> list[tuple[str, str]]:
     """``(context, first question)`` of every paragraph of a SQuAD-format file."""
     data = json.loads(squad_json.read_text(encoding="utf-8"))["data"]
-    return [(p["context"], p["qas"][0]["question"])
-            for article in data for p in article["paragraphs"] if p["qas"]]
+    rows = []
+    for article in data:
+        for paragraph in article["paragraphs"]:
+            questions = [qa["question"] for qa in paragraph["qas"] if qa["question"].strip()]
+            if questions:
+                rows.append((paragraph["context"], questions[0]))
+    return rows
 
 
 def write_beir(name: str, rows: list[tuple[str, str]]) -> None:

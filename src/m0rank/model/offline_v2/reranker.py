@@ -128,6 +128,15 @@ class _Pair:
     readable: bool
 
 
+@dataclass(frozen=True)
+class _Side:
+    """A query or document after analysis (cached per text)."""
+
+    text: str
+    language: str
+    terms: list[str]
+
+
 class OfflineRerankerV2(RerankerArchitecture):
     """The built-in multilingual CPU reranker (see the module docstring)."""
 
@@ -144,6 +153,8 @@ class OfflineRerankerV2(RerankerArchitecture):
         self.ocr = ocr
         self.model_name = model_name
         self._embeddings: LRUCache[tuple[str, str], np.ndarray] = LRUCache(
+            maxsize=settings.embedding_cache_entries)
+        self._sides: LRUCache[tuple[str, int | None], _Side] = LRUCache(
             maxsize=settings.embedding_cache_entries)
         self._hits = self._misses = 0
         self._lock = threading.Lock()
@@ -170,13 +181,14 @@ class OfflineRerankerV2(RerankerArchitecture):
         """OCR, truncation, language path and the lexical score of one pair (CPU)."""
         query_text, query_warnings = read_side(query, "query", self.ocr)
         doc_text, doc_warnings = read_side(document, field, self.ocr)
-        doc_text = self.encoders[ENGLISH].cut(doc_text, options.effective_max_doc_length)
-        readable = bool(query_text.strip()) and bool(doc_text.strip())
-        path = self.path_of(query_text, doc_text)
-        lexical = self.lexical_score(query_text, doc_text) if readable else 0.0
-        tokens = (len(query_text) + len(doc_text)) // 4 + 1  # rough, for batch planning only
+        q = self._analyse(query_text, None)
+        d = self._analyse(doc_text, options.effective_max_doc_length)
+        readable = bool(q.text.strip()) and bool(d.text.strip())
+        path = ENGLISH if q.language == d.language == "english" else MULTILINGUAL
+        lexical = self.lexical.score(q.terms, d.terms) if readable else 0.0
+        tokens = (len(q.text) + len(d.text)) // 4 + 1  # rough, for batch planning only
         return PreparedPair(num_tokens=tokens,
-                            payload=_Pair(query_text, doc_text, path, lexical, readable),
+                            payload=_Pair(q.text, d.text, path, lexical, readable),
                             warnings=(*query_warnings, *doc_warnings))
 
     def forward(self, batch: Sequence[PreparedPair]) -> np.ndarray:
@@ -235,8 +247,24 @@ class OfflineRerankerV2(RerankerArchitecture):
 
     def path_of(self, query: str, document: str) -> str:
         """``"english"`` when both sides read as English, else ``"multilingual"``."""
-        both = detect_language([query]) == "english" and detect_language([document]) == "english"
-        return ENGLISH if both else MULTILINGUAL
+        languages = {self._analyse(query, None).language, self._analyse(document, None).language}
+        return ENGLISH if languages == {"english"} else MULTILINGUAL
+
+    def _analyse(self, text: str, max_tokens: int | None) -> _Side:
+        """A side cut to ``max_tokens`` word pieces, its language and index terms; cached
+        per text, so a document ranked for many queries is analysed once."""
+        key = (text, max_tokens)
+        with self._lock:
+            side = self._sides.get(key)
+        if side is not None:
+            return side
+        if max_tokens is not None:
+            text = self.encoders[ENGLISH].cut(text, max_tokens)
+        terms = index_terms(text, chinese=self.settings.chinese_terms, lexicon=self.lexicon)
+        side = _Side(text, detect_language([text]), terms)
+        with self._lock:
+            self._sides[key] = side
+        return side
 
     def _sentences(self, pair: _Pair) -> list[str]:
         """Sentences of the document that the dense feature needs embedded."""
@@ -244,10 +272,8 @@ class OfflineRerankerV2(RerankerArchitecture):
 
     def lexical_score(self, query: str, document: str) -> float:
         """Normalised BM25 of the pair over :func:`m0rank.terms.index_terms` terms."""
-        def terms(text: str) -> list[str]:
-            return index_terms(text, chinese=self.settings.chinese_terms, lexicon=self.lexicon)
-
-        return self.lexical.score(terms(query), terms(document))
+        return self.lexical.score(self._analyse(query, None).terms,
+                                  self._analyse(document, None).terms)
 
     def _embed(self, path: str, texts: list[str]) -> dict[tuple[str, str], np.ndarray]:
         """Unit vectors of ``texts`` by the path's encoder, through the LRU cache."""

@@ -1,0 +1,198 @@
+"""Fit the fusion weights of ``m0rank-offline`` (v2) and write them into its ``config.json``.
+
+Each path gets ``logit = w_dense * dense + w_lexical * lexical + bias`` from a logistic
+regression with balanced classes over the model's own features (``OfflineRerankerV2.features``):
+
+- ``english`` (both sides English: int8 MiniLM cosine + BM25): fitted on **Cranfield** (BM25
+  top 100 of ``m0rank.eval.bm25_run``). Cranfield's held-out figure is therefore the 2-fold
+  cross-validation reported here (fit on odd-numbered queries, score the even ones, and back).
+- ``multilingual`` (every other pair: USE v3 cosine + BM25): fitted on **CMRC 2018 trial**
+  (``bench/data/cmrc2018-trial``, BM25 top 100) and the project's **check set**
+  (``m0rank.testing.checkset``: 12 topics, every query language against every passage
+  language, en-en left out). Neither is in any figure of ``offline_quality.py``.
+
+Nothing is fitted on XQuAD or CMRC dev, the evaluation collections.
+
+Usage: ``python bench/offline_fit_v2.py [--dry-run]``; writes
+``bench/results/offline_fit_v2.json`` and (without ``--dry-run``) the weights into
+``src/m0rank/builtin/offline-v2/config.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+from offline_data import CRANFIELD, DATA_DIR, write_result
+
+from m0rank import Reranker
+from m0rank.config import ScoreOptions
+from m0rank.eval import bm25_run, load_beir
+from m0rank.eval.first_stage import top_k
+from m0rank.eval.runner import evaluate_run
+from m0rank.testing.checkset import LANGUAGES, build_checkset
+from m0rank.types import Document
+
+CONFIG = Path(__file__).resolve().parents[1] / "src/m0rank/builtin/offline-v2/config.json"
+Pair = tuple[str, str, int]  # query text, document text, label
+
+
+def features(reranker: Reranker, pairs: list[Pair],
+             name: str) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """``(dense, lexical, path)`` of every pair through the model's own preprocess (kept in
+    ``$M0RANK_FIT_CACHE/<name>.npz`` between runs when that variable is set)."""
+    folder = os.environ.get("M0RANK_FIT_CACHE")
+    cached = Path(folder) / f"{name}.npz" if folder else None
+    if cached is not None and cached.exists():
+        data = np.load(cached)
+        if len(data["dense"]) == len(pairs):
+            return data["dense"], data["lexical"], list(data["paths"])
+    out = _features(reranker, pairs)
+    if cached is not None:
+        np.savez(cached, dense=out[0], lexical=out[1], paths=np.array(out[2]))
+    return out
+
+
+def _features(reranker: Reranker, pairs: list[Pair]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    model = reranker.model
+    dense, lexical, paths = [], [], []
+    for start in range(0, len(pairs), 400):
+        chunk = pairs[start:start + 400]
+        prepared = reranker.engine.prepare(
+            [(Document(text=q), Document(text=d)) for q, d, _ in chunk], ScoreOptions())
+        x, y = model.features(prepared)
+        dense.extend(x)
+        lexical.extend(y)
+        paths.extend(p.payload.path for p in prepared)
+    return np.array(dense), np.array(lexical), paths
+
+
+def fit(dense: np.ndarray, lexical: np.ndarray, labels: np.ndarray,
+        groups: np.ndarray) -> dict[str, float]:
+    """As the first generation: the ratio ``w_lexical / w_dense`` that gives the best mean
+    nDCG@10 over the fitting queries (``groups``: a query id per pair), then scale and bias
+    by logistic regression with balanced classes on ``dense + ratio * lexical``."""
+    from sklearn.linear_model import LogisticRegression
+
+    grid = [round(r, 2) for r in np.arange(0.0, 3.01, 0.1)]
+    by_ratio = {r: _mean_ndcg(dense + r * lexical, labels, groups) for r in grid}
+    ratio = max(by_ratio, key=lambda r: (round(by_ratio[r], 4), -r))
+    z = (dense + ratio * lexical).reshape(-1, 1)
+    model = LogisticRegression(class_weight="balanced").fit(z, labels)
+    scale, bias = float(model.coef_[0][0]), float(model.intercept_[0])
+    return {"w_dense": round(scale, 3), "w_lexical": round(scale * ratio, 3),
+            "bias": round(bias, 3), "ratio": ratio,
+            "fit_ndcg@10_by_ratio": {str(r): round(v, 4) for r, v in by_ratio.items()}}
+
+
+def _mean_ndcg(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> float:
+    """Mean nDCG@10 (binary gains) over the groups that have a relevant pair."""
+    values = []
+    for group in np.unique(groups):
+        rows = groups == group
+        gains = labels[rows][np.argsort(-scores[rows], kind="stable")][:10]
+        ideal = np.sort(labels[rows])[::-1][:10]
+        discounts = 1.0 / np.log2(np.arange(2, 12))
+        if ideal.sum() > 0:
+            values.append(float((gains * discounts[: len(gains)]).sum()
+                                / (ideal * discounts[: len(ideal)]).sum()))
+    return float(np.mean(values))
+
+
+def collection_pairs(folder: Path) -> tuple[list[Pair], list[tuple[str, str]], object]:
+    """BM25 top 100 of a BEIR folder as labelled text pairs, their ids, and the collection."""
+    collection = load_beir(folder, name=folder.name)  # type: ignore[assignment]
+    candidates = top_k(bm25_run(collection, 100), 100)
+    ids = [(q, d) for q, docs in candidates.items() for d in docs]
+    pairs = [(collection.queries[q].text or "", collection.corpus[d].text or "",
+              int(collection.qrels.get(q, {}).get(d, 0) > 0)) for q, d in ids]
+    return pairs, ids, collection
+
+
+def checkset_pairs() -> tuple[list[Pair], list[str]]:
+    """Every query language against every passage language (en-en left out), and a query
+    group per pair."""
+    sets = {lang: build_checkset(lang) for lang in LANGUAGES}
+    pairs: list[Pair] = []
+    groups: list[str] = []
+    for a in LANGUAGES:
+        for b in LANGUAGES:
+            if a == b == "en":
+                continue
+            for topic, question in sets[a].queries.items():
+                pairs.extend((question, text, int(doc.startswith(f"{topic}-")))
+                             for doc, text in sets[b].docs.items())
+                groups.extend([f"check/{a}-{b}/{topic}"] * len(sets[b].docs))
+    return pairs, groups
+
+
+def english_path(reranker: Reranker) -> dict[str, object]:
+    """Fit on Cranfield; 2-fold cross-validated nDCG@10 and the all-query fit."""
+    pairs, ids, collection = collection_pairs(CRANFIELD)
+    dense, lexical, _ = features(reranker, pairs, "cranfield")
+    labels = np.array([label for _, _, label in pairs])
+    groups = np.array([q for q, _ in ids])
+    odd = np.array([int(q) % 2 == 1 for q, _ in ids])
+    cv_run: dict[str, dict[str, float]] = {}
+    folds = {}
+    for name, train in (("fit_on_odd", odd), ("fit_on_even", ~odd)):
+        w = fit(dense[train], lexical[train], labels[train], groups[train])
+        folds[name] = w
+        held = ~train
+        logits = w["w_dense"] * dense[held] + w["w_lexical"] * lexical[held] + w["bias"]
+        for (q, d), value in zip(np.array(ids, dtype=object)[held], logits, strict=True):
+            cv_run.setdefault(q, {})[d] = float(value)
+    weights = fit(dense, lexical, labels, groups)
+    full = {q: {} for q, _ in ids}
+    for (q, d), value in zip(ids, weights["w_dense"] * dense + weights["w_lexical"] * lexical,
+                             strict=True):
+        full[q][d] = float(value)
+    metric = ["ndcg@10"]
+    return {"weights": _shipped(weights), "fit": weights, "folds": folds, "pairs": len(pairs),
+            "cranfield_ndcg@10_2fold_cv": round(evaluate_run(cv_run, collection.qrels,
+                                                             metric)[0]["ndcg@10"], 4),
+            "cranfield_ndcg@10_in_sample": round(evaluate_run(full, collection.qrels,
+                                                              metric)[0]["ndcg@10"], 4)}
+
+
+def multilingual_path(reranker: Reranker) -> dict[str, object]:
+    """Fit on CMRC 2018 trial and the check set (multilingual-path pairs only)."""
+    cmrc, ids, _ = collection_pairs(DATA_DIR / "cmrc2018-trial")
+    check, check_groups = checkset_pairs()
+    pairs = cmrc + check
+    groups = np.array([f"cmrc/{q}" for q, _ in ids] + check_groups)
+    dense, lexical, paths = features(reranker, pairs, "multilingual")
+    keep = np.array([p == "multilingual" for p in paths])
+    labels = np.array([label for _, _, label in pairs])
+    weights = fit(dense[keep], lexical[keep], labels[keep], groups[keep])
+    return {"weights": _shipped(weights), "fit": weights,
+            "pairs": int(keep.sum()), "positives": int(labels[keep].sum())}
+
+
+def _shipped(weights: dict[str, object]) -> dict[str, object]:
+    return {k: weights[k] for k in ("w_dense", "w_lexical", "bias")}
+
+
+def main() -> None:
+    """Fit both paths, report, and write the shipped config."""
+    reranker = Reranker.from_pretrained("m0rank-offline")
+    report = {"multilingual": multilingual_path(reranker)}
+    print(json.dumps(report, indent=2), flush=True)
+    report["english"] = english_path(reranker)
+    print(json.dumps(report, indent=2))
+    write_result("offline_fit_v2", report)
+    if "--dry-run" not in sys.argv:
+        config = json.loads(CONFIG.read_text())
+        config["english"] = report["english"]["weights"]
+        config["multilingual"] = report["multilingual"]["weights"]
+        config["fitted_on"] = ("english: Cranfield (all queries; held out only by 2-fold "
+                               "cross-validation); multilingual: CMRC 2018 trial + the m0rank "
+                               "check set; see bench/offline_fit_v2.py")
+        CONFIG.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
+
+
+if __name__ == "__main__":
+    main()

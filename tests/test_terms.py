@@ -1,0 +1,33 @@
+"""m0rank.terms: the index terms shared by the offline model and the eval harness's BM25."""
+
+from __future__ import annotations
+
+from m0rank.terms import cjk_share, decompound, detect_language, index_terms
+
+
+def test_chinese_bigrams_and_jieba_words() -> None:
+    assert index_terms("埃菲尔铁塔", chinese="bigrams") == ["埃菲", "菲尔", "尔铁", "铁塔"]
+    assert index_terms("埃菲尔铁塔高三百米", chinese="jieba")[0] == "埃菲尔铁塔"
+
+
+def test_german_is_stemmed_folded_and_decompounded_with_a_lexicon() -> None:
+    assert index_terms("Die Größe der Häuser", "german") == ["die", "gross", "der", "haus"]
+    lexicon = {"wass", "versorg"}
+    terms = index_terms("Wasserversorgung", "german", lexicon=lexicon)
+    assert terms[0] == "wasserversorg" and terms[1:] == ["wass", "versorg"]
+
+
+def test_decompound_drops_a_linking_s() -> None:
+    assert decompound("arbeitsplatz", {"arbeit", "platz"}) == ["arbeit", "platz"]
+    assert decompound("arbeitsplatz", {"platz"}) == []
+
+
+def test_english_is_stemmed() -> None:
+    assert index_terms("watering plants", "english") == ["water", "plant"]
+
+
+def test_language_and_script_detection() -> None:
+    assert detect_language(["埃菲尔铁塔高330米。"]) == "chinese"
+    assert detect_language(["Wie hoch ist der Eiffelturm?"]) == "german"
+    assert detect_language(["How tall is the tower?"]) == "english"
+    assert cjk_share(["abc"]) == 0.0 and cjk_share(["铁塔"]) == 1.0
