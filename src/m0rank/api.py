@@ -39,7 +39,8 @@ from m0rank.preprocessing.inputs import resolve_document, to_document, to_docume
 from m0rank.preprocessing.pdf import page_document, parse_pages, read_pdf_bytes, render_pdf
 from m0rank.types import Document, PairScore, RankResult
 
-__all__ = ["Reranker", "DEFAULT_MODEL", "BUILTIN_MODELS", "select_device", "select_dtype"]
+__all__ = ["Reranker", "ChunkedScorer", "DEFAULT_MODEL", "BUILTIN_MODELS", "select_device",
+           "select_dtype"]
 
 logger = logging.getLogger(__name__)
 
@@ -308,6 +309,17 @@ class Reranker:
         [page] = render_pdf(data, "document.pdf", pages=pages, limits=self.pdf_limits)
         return page_document(page, use_text_layer=self.model.reads_text_layer)
 
+    def chunked(self, chunk_size: int, chunk_overlap: int = 0) -> ChunkedScorer:
+        """This reranker with chunking always on, for code that calls ``score`` without
+        chunk options, such as the evaluation harness
+        (``run_evaluation(..., load=lambda name: Reranker.from_pretrained(name).chunked(128))``).
+
+        Raises:
+            InvalidInputError: Bad ``chunk_size`` or ``chunk_overlap``.
+        """
+        return ChunkedScorer(self, ChunkOptions(chunk_size=chunk_size,
+                                                chunk_overlap=chunk_overlap))
+
     def compute_score(
         self,
         pairs: Sequence[Any],
@@ -364,6 +376,32 @@ class Reranker:
 
     def _resolve(self, document: Document, field: str) -> Document:
         return resolve_document(document, field, limits=self.image_limits)
+
+
+class ChunkedScorer:
+    """A :class:`Reranker` whose ``score`` and ``rank`` always chunk long texts (MaxP); named
+    ``"<model> (chunk SIZE/OVERLAP)"`` in evaluation tables. Made by :meth:`Reranker.chunked`.
+    """
+
+    def __init__(self, reranker: Reranker, options: ChunkOptions) -> None:
+        self.reranker = reranker
+        self.options = options
+
+    @property
+    def model_name(self) -> str:
+        """The model's name and the chunk settings."""
+        return (f"{self.reranker.model_name} (chunk {self.options.chunk_size}/"
+                f"{self.options.chunk_overlap})")
+
+    def score(self, query: Any, documents: Sequence[Any], **kwargs: Any) -> list[PairScore]:
+        """:meth:`Reranker.score` with this chunking."""
+        return self.reranker.score(query, documents, chunk_size=self.options.chunk_size,
+                                   chunk_overlap=self.options.chunk_overlap, **kwargs)
+
+    def rank(self, query: Any, documents: Sequence[Any], **kwargs: Any) -> list[RankResult]:
+        """:meth:`Reranker.rank` with this chunking."""
+        return self.reranker.rank(query, documents, chunk_size=self.options.chunk_size,
+                                  chunk_overlap=self.options.chunk_overlap, **kwargs)
 
 
 def select_device(device: str | None) -> str:

@@ -51,6 +51,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help=f"candidates reranked per query (default {EvalOptions.top_k})")
     model = add_model_arguments(parser, several_models=True)
     model.add_argument("--max-length", type=int, default=None, help="longest prompt in tokens")
+    model.add_argument("--chunk-size", type=int, default=None, metavar="TOKENS",
+                       help="score long texts by their best window of this many tokens "
+                            "(default: truncate, as the reference)")
+    model.add_argument("--chunk-overlap", type=int, default=0, metavar="TOKENS",
+                       help="tokens shared by consecutive windows (with --chunk-size)")
     out = parser.add_argument_group("output")
     out.add_argument("--metrics", default=_DEFAULT_METRICS,
                      help=f"comma-separated; the first is the table's headline "
@@ -74,7 +79,10 @@ def run(args: argparse.Namespace) -> int:
     _quiet_bm25s(getattr(args, "verbose", 0))
     if args.top_k < 1:
         raise InvalidInputError(f"--top-k must be >= 1, got {args.top_k}")
-    load = partial(Reranker.from_pretrained, **model_kwargs(args))
+    load: Any = partial(Reranker.from_pretrained, **model_kwargs(args))
+    if args.chunk_size is not None:
+        plain = load
+        load = lambda name: plain(name).chunked(args.chunk_size, args.chunk_overlap)  # noqa: E731
     report = run_evaluation(args.data, args.model, _options(args), load=load,
                             cache=_cache(args))
     _print(report)
@@ -101,6 +109,8 @@ def _cache(args: argparse.Namespace) -> CacheSpec | None:
     options: dict[str, Any] = {"max_length": args.max_length, "dtype": args.dtype,
                                "split": args.split, "min_pixels": args.min_pixels,
                                "max_pixels": args.max_pixels}
+    if args.chunk_size is not None:  # chunked scores must not be served as truncated ones
+        options.update(chunk_size=args.chunk_size, chunk_overlap=args.chunk_overlap)
     return CacheSpec(path=path, options=options)
 
 
