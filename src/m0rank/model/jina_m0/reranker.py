@@ -155,6 +155,7 @@ class JinaM0Reranker(RerankerArchitecture):
         self.pad_token_id = int(encoder.tokenizer.pad_token_id or QWEN2_PAD_TOKEN_ID)
         self.image_token_id = int(module.model.config.image_token_id)
         self.packing = packing
+        self.released_config: dict[str, Any] | None = None
         if vision_cache_bytes is None:
             vision_cache_bytes = DEFAULT_VISION_CACHE_BYTES.get(device.type, 0)
         self.vision_cache = VisionFeatureCache(vision_cache_bytes)
@@ -188,8 +189,10 @@ class JinaM0Reranker(RerankerArchitecture):
         load_qwen2vl_state(module, state, str(path), "jina-reranker-m0")
         module.to(dtype=options.dtype).eval()
         encoder = Qwen2VLInputEncoder.from_pretrained(path, options.image_sizing)
-        return cls(module, encoder, device, options.model_name or "jina-reranker-m0",
-                   vision_cache_bytes=options.vision_cache_bytes)
+        model = cls(module, encoder, device, options.model_name or "jina-reranker-m0",
+                    vision_cache_bytes=options.vision_cache_bytes)
+        model.released_config = dict(config)
+        return model
 
     def preprocess(self, query: Document, document: Document, options: ScoreOptions,
                    field: str) -> PreparedPair:
@@ -266,15 +269,24 @@ class JinaM0Reranker(RerankerArchitecture):
         self.forward([prepared])
 
     def save_pretrained(self, out_dir: Path) -> None:
-        """Write the checkpoint in the released layout (flat naming, config, tokenizer)."""
+        """Write the checkpoint in the released layout (flat naming with ``lm_head.weight``,
+        config, tokenizer, preprocessor)."""
         from safetensors.torch import save_file
 
         out_dir.mkdir(parents=True, exist_ok=True)
         state = to_flat_names({k: v.detach().cpu().contiguous()
                                for k, v in self.module.state_dict().items()})
+        # The released file carries an unused, untied lm_head.weight and loaders built on
+        # Qwen2VLForConditionalGeneration expect it; it is dropped at load, so write a
+        # placeholder of its shape (a copy of the input embeddings; never read for scores).
+        state.setdefault("lm_head.weight", state["model.embed_tokens.weight"].clone())
         save_file(state, str(out_dir / "model.safetensors"), metadata={"format": "pt"})
-        config = self.module.model.config.to_dict()
+        # The flat config.json read at load (the released form the reference code and vLLM
+        # read); transformers' nested to_dict() only for a model built in memory.
+        config = dict(self.released_config or self.module.model.config.to_dict())
         config["architectures"] = list(self.architecture_names)
+        config["torch_dtype"] = str(next(iter(state.values())).dtype).removeprefix("torch.")
+        config.pop("dtype", None)
         import json
 
         (out_dir / "config.json").write_text(json.dumps(config, indent=2, default=str))
