@@ -25,6 +25,17 @@ from m0rank.testing.checkset import render_passage
 from m0rank.testing.pdfs import text_pdf
 
 
+def drop(driver: Any, name: str, payload: str) -> None:
+    """Drop a PDF file on the inputs, as a user dragging it from their desktop would."""
+    driver.execute_script("""
+        const bytes = Uint8Array.from(atob(arguments[1]), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], arguments[0], {type: "application/pdf"}));
+        document.getElementById("inputs").dispatchEvent(
+            new DragEvent("drop", {dataTransfer: transfer, bubbles: true, cancelable: true}));
+    """, name, payload)
+
+
 def _wait(driver: Any, predicate: Any, timeout: float = 60) -> Any:
     from selenium.webdriver.support.ui import WebDriverWait
 
@@ -69,7 +80,8 @@ def test_dropped_pdf_is_ranked_per_page_with_thumbnails(browser: Any, site: str,
     path.write_bytes(text_pdf([["Cover page"], ["ReaderLM-v2 converts HTML to markdown."],
                                ["Appendix"]]))
     open_page(browser, site)
-    upload(browser, "doc-files", path)
+    drop(browser, path.name, base64.b64encode(path.read_bytes()).decode())
+    _wait(browser, lambda d: d.find_elements("css selector", '#docs .doc[data-kind="pdf"]'))
     browser.find_element("id", "query").send_keys(QUERY)
     cards = press_enter_and_read(browser)
     assert len(cards) == 3 and {c["index"] for c in cards} == {"0"}
