@@ -153,3 +153,22 @@ def test_explain_text_pdf_and_errors(dummy_client: TestClient) -> None:
     unknown = dummy_client.post("/v1/explain", json={"query": QUERY, "document": "t",
                                                      "method": "lime"})
     assert unknown.status_code == 400 and "method must be one of" in unknown.text
+
+
+def test_pdf_urls_go_through_the_guarded_fetch(dummy_reranker: Any, server: Any) -> None:
+    """A PDF URL is fetched like an image: allowed hosts only, application/pdf accepted."""
+    from image_helpers import Route
+
+    server.routes["/report.pdf"] = Route(text_pdf(PAGES),
+                                         headers={"Content-Type": "application/pdf"})
+    body = {"query": QUERY, "documents": [{"pdf": server.url("/report.pdf")}], "top_n": 1}
+    with TestClient(make_app(dummy_reranker), raise_server_exceptions=False) as client:
+        refused = client.post("/v1/rerank", json=body)
+    assert refused.status_code == 400 and "refusing to fetch" in refused.text
+    assert server.hits == {}
+    with TestClient(make_app(dummy_reranker, image_allow_hosts=("127.0.0.1",)),
+                    raise_server_exceptions=False) as client:
+        fetched = client.post("/v1/rerank", json=body)
+    assert fetched.status_code == 200, fetched.text
+    assert fetched.json()["results"][0]["page"] == 3
+    assert fetched.json()["results"][0]["document"]["pdf"] == server.url("/report.pdf")
