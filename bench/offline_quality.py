@@ -14,8 +14,9 @@ Nothing here is fitted: v2's weights come from ``bench/offline_fit_v2.py`` (Cran
 English path, so its Cranfield row is in-sample; the held-out figure is that script's 2-fold
 cross-validation) and v1's from Cranfield (its docs give the cross-validated figure).
 
-Usage: ``python bench/offline_quality.py [--queries N] [--pages N] [--skip-pages]``;
-writes ``bench/results/offline_quality.json``.
+Usage: ``python bench/offline_quality.py [--queries N] [--pages N] [--skip-pages]
+[--skip-collections] [--out NAME]``; writes ``bench/results/offline_quality.json`` (or
+``NAME.json``).
 """
 
 from __future__ import annotations
@@ -96,6 +97,7 @@ def main() -> None:
     parser.add_argument("--pages", type=int, default=60, help="paragraphs rendered as pages")
     parser.add_argument("--skip-pages", action="store_true")
     parser.add_argument("--skip-collections", action="store_true")
+    parser.add_argument("--out", default="offline_quality", help="bench/results/<out>.json")
     args = parser.parse_args()
     models = {"m0rank-offline-v1": Reranker.from_pretrained("m0rank-offline-v1"),
               "m0rank-offline": Reranker.from_pretrained("m0rank-offline")}
@@ -108,7 +110,7 @@ def main() -> None:
         v1, v2 = models.values()
         v1.model.ocr = v2.model.ocr  # one OCR cache: each page is read once for both models
         report["cross_lingual_pages"] = cross_lingual(models, args.pages, pages=True)
-    print(write_result("offline_quality", report).read_text())
+    print(write_result(args.out, report).read_text())
 
 
 if __name__ == "__main__":

@@ -1,0 +1,121 @@
+"""m0rank-offline v2 through the library: cross-lingual pairs, pages, calibration, caches."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from v2_helpers import (
+    BERLIN_DE,
+    EIFFEL_QUERY_DE,
+    EIFFEL_ZH,
+    TOPICS,
+    passages,
+    question,
+    synthetic_photo,
+)
+
+from m0rank import Reranker
+from m0rank.model.offline_v2 import OfflineRerankerV2
+from m0rank.testing.checkset import render_passage
+
+DIRECTIONS = [("en", "zh"), ("zh", "en"), ("en", "de"), ("de", "en"), ("de", "zh"), ("zh", "de")]
+
+
+def test_default_is_v2_and_v1_stays_loadable_by_name(offline_v2) -> None:
+    assert isinstance(offline_v2.model, OfflineRerankerV2)
+    assert offline_v2.model_name == "m0rank-offline"
+    from m0rank.api import BUILTIN_MODELS, DEFAULT_MODEL
+
+    assert DEFAULT_MODEL == "m0rank-offline"
+    assert BUILTIN_MODELS["m0rank-offline-v1"].name == "offline-default"
+
+
+@pytest.mark.parametrize(("query_lang", "doc_lang"), DIRECTIONS)
+def test_cross_lingual_text_ranks_the_translation_first(offline_v2, query_lang: str,
+                                                        doc_lang: str) -> None:
+    results = offline_v2.rank(question(query_lang), passages(doc_lang))
+    assert results[0].index == 0, [(r.index, r.score) for r in results]
+
+
+@pytest.mark.parametrize("language", ["en", "de", "zh"])
+def test_same_language_text_ranks_the_answer_first(offline_v2, language: str) -> None:
+    assert offline_v2.rank(question(language), passages(language))[0].index == 0
+
+
+@pytest.mark.parametrize(("query_lang", "doc_lang"), [("en", "zh"), ("de", "en")])
+def test_cross_lingual_page_images_rank_the_translation_first(offline_v2, query_lang: str,
+                                                              doc_lang: str) -> None:
+    pages = [{"image": render_passage(text)} for text in passages(doc_lang, TOPICS[:3])]
+    results = offline_v2.rank(question(query_lang), pages)
+    assert results[0].index == 0
+    assert not any(r.warnings for r in results)
+
+
+def test_readme_example_relevant_chinese_beats_irrelevant_german(offline_v2) -> None:
+    relevant, irrelevant = offline_v2.score(EIFFEL_QUERY_DE, [EIFFEL_ZH, BERLIN_DE])
+    assert relevant.score > irrelevant.score + 0.1
+    assert 0.0 <= irrelevant.score < relevant.score <= 1.0
+
+
+def test_relevant_cross_lingual_outscores_irrelevant_same_language(offline_v2) -> None:
+    """Scores mean the same across languages: calibrated per path, not per call."""
+    for query_lang, doc_lang in DIRECTIONS:
+        query = question(query_lang)
+        relevant = offline_v2.score(query, [passages(doc_lang)[0]])[0].score
+        irrelevant = max(s.score for s in offline_v2.score(query, passages(query_lang)[1:]))
+        assert relevant > irrelevant, (query_lang, doc_lang, relevant, irrelevant)
+
+
+def test_english_pairs_take_the_minilm_path(offline_v2) -> None:
+    model = offline_v2.model
+    assert model.path_of("plant watering needs", "Water your plants weekly.") == "english"
+    assert model.path_of("plant watering needs", "Gießen Sie die Pflanzen, wenn die Erde "
+                                                 "trocken ist.") == "multilingual"
+    assert model.path_of("植物浇水", "Water your plants weekly.") == "multilingual"
+
+
+def test_plant_watering_german_page_beats_installation_guide(offline_v2) -> None:
+    docs = ["Installation guide: download the installer, run setup and restart the computer.",
+            "Zimmerpflanzen brauchen im Sommer mehr Wasser; gießen Sie sie, wenn die Erde "
+            "trocken ist."]
+    assert offline_v2.rank("plant watering needs", docs)[0].index == 1
+
+
+def test_pair_scores_the_same_alone_and_in_a_batch(offline_v2) -> None:
+    docs = passages("zh") + passages("en")
+    together = [s.score for s in offline_v2.score(question("de"), docs)]
+    alone = [offline_v2.score(question("de"), [doc])[0].score for doc in docs]
+    np.testing.assert_allclose(together, alone, rtol=1e-5, atol=1e-6)
+
+
+def test_document_embeddings_are_cached_across_queries(offline_v2) -> None:
+    docs = [f"{text} ({i})" for i, text in enumerate(passages("de"))]  # fresh texts
+    offline_v2.score(question("en"), docs)
+    before = offline_v2.model.cache_stats()["embedding"]
+    offline_v2.score(question("zh") + "（缓存）", docs)  # a query no other test used
+    after = offline_v2.model.cache_stats()["embedding"]
+    assert after.misses - before.misses == 1  # only the new query was embedded
+    assert after.hits - before.hits >= len(docs)
+
+
+def test_int8_minilm_stays_close_to_fp32() -> None:
+    from m0rank.model.offline_v2.encoders import Int8MiniLm
+
+    texts = passages("en", ("ev", "bees", "coffee", "rent"))
+    int8, fp32 = Int8MiniLm(int8=True), Int8MiniLm(int8=False)
+    cosines = (int8.encode(texts) * fp32.encode(texts)).sum(1)
+    assert cosines.min() > 0.9
+
+
+def test_photo_still_scores_zero_with_a_warning(offline_v2) -> None:
+    results = offline_v2.score("electric car", [{"image": synthetic_photo()}, "electric car"])
+    assert results[0].score == 0.0 and results[0].warnings
+    assert results[1].score > 0.0
+
+
+def test_v1_by_name_is_the_first_generation() -> None:
+    from m0rank.model.offline import OfflineReranker
+
+    v1 = Reranker.from_pretrained("m0rank-offline-v1")
+    assert isinstance(v1.model, OfflineReranker)
+    assert v1.model_name == "m0rank-offline-v1"
