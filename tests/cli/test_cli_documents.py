@@ -87,3 +87,15 @@ def test_explain_out_needs_an_image(capsys, tmp_path: Path) -> None:  # noqa: AN
     code, _, err = _run(capsys, "explain", "--model", "m0rank-dummy", "--query", QUERY,
                         "--doc", "text", "--out", str(tmp_path / "h.png"))
     assert code == 2 and "--out needs an image" in err
+
+
+def test_doc_pdf_with_tiny_jina_m0_matches_the_library(capsys, report: Path, m0_checkpoint: Path,
+                                                       reranker) -> None:  # noqa: ANN001
+    code, out, _ = _run(capsys, "rerank", "--model", str(m0_checkpoint), "--device", "cpu",
+                        "--query", QUERY, "--doc-pdf", str(report), "--json")
+    assert code == 0
+    results = json.loads(out)["results"]
+    library = reranker.rank(QUERY, [{"pdf": str(report)}])
+    assert [r["page"] for r in results] == [r.page for r in library]
+    assert [r["relevance_score"] for r in results] == pytest.approx([r.score for r in library],
+                                                                     abs=1e-6)
