@@ -263,3 +263,26 @@ def test_pairs_being_prepared_count_against_the_bound(reranker):
 
     scores, depth = asyncio.run(scenario())
     assert len(scores) == 2 and depth == 0
+
+
+def test_retry_after_is_estimated_from_the_queue_and_measured_throughput():
+    from m0rank.model.dummy import DummyReranker
+
+    engine = Engine(DummyReranker(seconds_per_pair=0.02), EngineConfig(max_batch_size=4))
+
+    async def scenario():
+        batcher = Batcher(engine, BatcherConfig(max_queue_pairs=60, max_wait_ms=0))
+        await batcher.start()
+        await batcher.score(pairs("q", ["a"] * 40), ScoreOptions(), fields(40))  # ~50 pairs/s
+        backlog = asyncio.ensure_future(batcher.score(pairs("q", ["b"] * 60), ScoreOptions(),
+                                                      fields(60)))
+        await asyncio.sleep(0)  # the backlog is admitted: 60 pairs queued
+        assert batcher.queue_depth == 60
+        with pytest.raises(OverloadedError) as refused:
+            await batcher.score(pairs("q", ["c"] * 20), ScoreOptions(), fields(20))
+        await backlog
+        await batcher.stop(drain_timeout=5)
+        return refused.value.retry_after
+
+    retry_after = asyncio.run(scenario())
+    assert 1.0 < retry_after < 10.0  # 60 pairs at ~50 pairs/s: about 2 s, not a fixed 1 s
