@@ -172,6 +172,13 @@ def test_bad_settings(family_checkpoints: dict, train_file: Path, tmp_path: Path
         train(_args(family_checkpoints["bert"], train_file, tmp_path / "out", **overrides))
 
 
+def test_families_that_cannot_train_say_so(train_file: Path, tmp_path: Path) -> None:
+    from m0rank.errors import UnsupportedOperationError
+
+    with pytest.raises(UnsupportedOperationError, match="DummyReranker cannot be fine-tuned"):
+        train(_args(Path("m0rank-dummy"), train_file, tmp_path / "out"))
+
+
 def test_bad_data_file_error_reaches_the_caller(family_checkpoints: dict,
                                                 tmp_path: Path) -> None:
     data = tmp_path / "bad.jsonl"

@@ -107,6 +107,7 @@ class Trainer:
         self.reranker = Reranker.from_pretrained(args.model, device=args.device, dtype="fp32",
                                                  max_pixels=args.max_pixels, vision_cache_bytes=0)
         self.model = self.reranker.model
+        self.module = self.model.trainable_module()  # fails early for families that cannot train
         self.device = torch.device(getattr(self.model, "device", "cpu"))
         self.bf16 = _use_bf16(args.bf16, self.device)
         self.examples = list(examples) if examples is not None else load_examples(
@@ -114,7 +115,6 @@ class Trainer:
         _check_teacher_scores(self.examples, args.loss)
         self.eval_set: EvalSet | None = (load_eval_set(args.eval_data, args.eval_k)
                                          if args.eval_data else None)
-        self.module = self.model.trainable_module()
         if args.gradient_checkpointing:
             _enable_gradient_checkpointing(self.module)
         self.peft_model = (attach_lora(self.model, args.lora_r, args.lora_alpha, args.train_vision)
