@@ -113,6 +113,7 @@ def _row(model: Any, query: Document, document: Document, options: ScoreOptions)
     with torch.inference_mode():
         features = resolve_image_features([prompt], model.vision_cache,
                                           model.module.encode_images)
+        assert features is not None  # the document has an image (checked above)
         inputs = pad([prompt], backbone, model.image_token_id, model.pad_token_id, model.device)
         embeds = backbone.language_model.embed_tokens(inputs.input_ids)
         flat = embeds.flatten(0, 1).index_copy(0, inputs.image_index, features.to(embeds.dtype))

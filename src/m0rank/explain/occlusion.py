@@ -16,6 +16,7 @@ import math
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -72,7 +73,7 @@ def assemble_occlusion(plan: OcclusionPlan, scores: Sequence[float], served: flo
     """Weights from the variants' scores: ``score(original) - score(without the block)``."""
     base = float(scores[0])
     drops = [base - float(s) for s in scores[1:]]
-    details = {"block": plan.block, "variants": len(drops)}
+    details: dict[str, Any] = {"block": plan.block, "variants": len(drops)}
     if plan.grid is not None:
         heat = np.zeros((plan.grid.rows, plan.grid.cols))
         for cells, drop in zip(plan.blocks, drops, strict=True):
