@@ -26,8 +26,7 @@ LAYERS = {
     "server": 6, "cli": 7, "eval": 6,
     "batch": 6, "ray": 6, "train": 6,
 }
-PUBLIC_FOR_EVAL = {"m0rank", "m0rank.api", "m0rank.errors", "m0rank.types", "m0rank._version",
-                   "m0rank.terms"}
+PUBLIC_FOR_EVAL = {"m0rank", "m0rank.api", "m0rank.errors", "m0rank.types", "m0rank._version"}
 
 
 def _layer_of(module: str) -> str:

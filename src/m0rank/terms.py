@@ -119,7 +119,8 @@ def _chinese_terms(run: str, mode: str) -> list[str]:
     """Terms of one run of CJK ideographs."""
     if mode == "bigrams":
         return [run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)]
-    return _jieba().lcut(run, HMM=True)
+    words: list[str] = _jieba().lcut(run, HMM=True)
+    return words
 
 
 def decompound(term: str, lexicon: Container[str],

@@ -20,9 +20,8 @@ import logging
 from collections import Counter
 from pathlib import Path
 
-from m0rank import InvalidInputError
+from m0rank import InvalidInputError, terms
 from m0rank.eval.datasets import Collection
-from m0rank.terms import cjk_share, detect_language, index_terms
 
 __all__ = ["Run", "bm25_run", "all_documents_run", "read_trec_run", "write_trec_run",
            "top_k", "ranked_ids", "TOKENIZERS", "choose_tokenizer", "bm25_tokens"]
@@ -83,9 +82,9 @@ def choose_tokenizer(name: str, texts: list[str], tokenizer: str = "auto") -> st
         raise InvalidInputError(f"tokenizer must be one of {', '.join(TOKENIZERS)}, "
                                 f"got {tokenizer!r}")
     sample = texts[:_SAMPLE]
-    chinese = cjk_share(sample) >= _CJK_SCRIPT
+    chinese = terms.cjk_share(sample) >= _CJK_SCRIPT
     if tokenizer == "auto":
-        language = "chinese" if chinese else detect_language(sample)
+        language = "chinese" if chinese else terms.detect_language(sample)
         chosen = {"chinese": "chinese", "german": "german"}.get(language, "bm25s-en")
         logger.info("%s: BM25 tokenizer %s (auto, text reads as %s)", name, chosen, language)
         return chosen
@@ -93,7 +92,7 @@ def choose_tokenizer(name: str, texts: list[str], tokenizer: str = "auto") -> st
         logger.warning("%s: the collection is written mostly in CJK ideographs, but BM25 "
                        "tokenizer %r splits words at spaces; its BM25 will be close to random "
                        "(use tokenizer 'chinese')", name, tokenizer)
-    elif not chinese and tokenizer.startswith("chinese") and cjk_share(sample) == 0.0:
+    elif not chinese and tokenizer.startswith("chinese") and terms.cjk_share(sample) == 0.0:
         logger.warning("%s: BM25 tokenizer %r is for Chinese, but the collection has no CJK "
                        "ideographs (use 'auto')", name, tokenizer)
     return tokenizer
@@ -109,12 +108,14 @@ def bm25_tokens(tokenizer: str, texts: list[str],
                 bm25s.tokenize(queries, stopwords="en", show_progress=False))
     chinese = "jieba" if tokenizer == "chinese-jieba" else "bigrams"
     language = tokenizer if tokenizer in ("english", "german") else None
-    docs = [index_terms(text, language, chinese=chinese) for text in texts]
+    docs = [terms.index_terms(text, language, chinese=chinese) for text in texts]
     lexicon = None
     if tokenizer == "german":  # compound parts must occur as words of the collection
-        lexicon = frozenset(Counter(term for terms in docs for term in terms))
-        docs = [index_terms(text, language, chinese=chinese, lexicon=lexicon) for text in texts]
-    return docs, [index_terms(q, language, chinese=chinese, lexicon=lexicon) for q in queries]
+        lexicon = frozenset(Counter(term for doc in docs for term in doc))
+        docs = [terms.index_terms(text, language, chinese=chinese, lexicon=lexicon)
+                for text in texts]
+    return docs, [terms.index_terms(q, language, chinese=chinese, lexicon=lexicon)
+                  for q in queries]
 
 
 def all_documents_run(collection: Collection) -> Run:
