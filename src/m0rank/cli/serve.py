@@ -55,6 +55,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                      help="open connections above which new ones get 503 (1000)")
     net.add_argument("--drain-timeout", dest="drain_timeout_s", type=float,
                      help="on SIGTERM, seconds in-flight requests get before a 503 (30)")
+    replicas = parser.add_argument_group("replicas (docs/scale.md)")
+    replicas.add_argument("--replicas", type=int, metavar="N",
+                          help="model replicas (processes) on --device behind this one server "
+                               "(1: the model runs in the server process)")
+    replicas.add_argument("--devices", metavar="LIST",
+                          help="one replica per device, comma-separated (cuda:0,cuda:1)")
     queue = parser.add_argument_group("batching")
     queue.add_argument("--request-timeout", dest="request_timeout_s", type=float,
                        help="seconds one request may take (120)")
@@ -96,9 +102,11 @@ def settings_from_args(args: argparse.Namespace) -> ServerSettings:
              "max_body_bytes", "max_documents", "max_query_chars", "request_timeout_s",
              "max_queue_pairs", "max_batch_wait_ms", "media_dir", "image_cache_bytes",
              "image_cache_dir", "max_batch_tokens", "max_batch_size", "header_timeout_s",
-             "body_idle_timeout_s", "max_connections", "drain_timeout_s", *MODEL_OPTIONS)
+             "body_idle_timeout_s", "max_connections", "drain_timeout_s", "replicas",
+             *MODEL_OPTIONS)
     overrides = {name: getattr(args, name) for name in names}
     overrides["api_keys"] = (*base.api_keys, *keys) if keys else None
+    overrides["devices"] = args.devices
     hosts = args.image_allow_hosts
     overrides["image_allow_hosts"] = tuple(hosts) if hosts else None
     overrides["image_limits"] = _image_limits(base.image_limits, args)
@@ -124,10 +132,15 @@ def run(args: argparse.Namespace) -> int:
         raise_open_file_limit,
     )
     from m0rank.server.lifecycle import draining_server
+    from m0rank.server.replicas import ReplicaPool, check_devices
 
     settings = settings_from_args(args)
+    check_devices(settings.devices)
     reranker = Reranker.from_pretrained(settings.model, **settings.load_kwargs())
     app = create_app(settings, reranker)
+    runner = app.state.m0rank.service.batcher.runner
+    if isinstance(runner, ReplicaPool):
+        runner.start()  # every replica loads its model before the port opens
     limits = ConnectionLimits(header_timeout_s=settings.header_timeout_s,
                               body_idle_timeout_s=settings.body_idle_timeout_s,
                               max_connections=raise_open_file_limit(settings.max_connections))

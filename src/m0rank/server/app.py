@@ -33,6 +33,7 @@ from m0rank.server.explain import explain_router
 from m0rank.server.lifecycle import Lifecycle
 from m0rank.server.metrics import ServerMetrics
 from m0rank.server.middleware import RequestContextMiddleware
+from m0rank.server.replicas import ReplicaPool
 from m0rank.server.routes import AppState, router
 from m0rank.server.service import RerankService
 from m0rank.server.settings import ServerSettings
@@ -69,9 +70,10 @@ def create_app(settings: ServerSettings, reranker: Reranker, *,
 
         resolver = ImageResolver(settings.image_fetch_settings())
     metrics = ServerMetrics()
+    replicas = ReplicaPool.from_settings(settings) if settings.replica_count > 1 else None
     batcher = Batcher(reranker.engine, BatcherConfig(max_queue_pairs=settings.max_queue_pairs,
                                                      max_wait_ms=settings.max_batch_wait_ms),
-                      observer=metrics)
+                      observer=metrics, runner=replicas)
     lifecycle = Lifecycle()
     limits = KeyLimits(settings.rpm_limit, settings.tpm_limit)
     service = RerankService(settings=settings, batcher=batcher, resolver=resolver,
@@ -89,6 +91,8 @@ def create_app(settings: ServerSettings, reranker: Reranker, *,
     app.add_middleware(RequestContextMiddleware, metrics=metrics,
                        max_body_bytes=settings.max_body_bytes)
     metrics.watch_queue(lambda: batcher.queue_depth)
+    if replicas is not None:
+        metrics.watch_replicas(replicas.stats)
     metrics.watch_caches(lambda: {"image": resolver.stats(), **reranker.model.cache_stats()})
     return app
 

@@ -18,6 +18,11 @@ How a request's pairs travel (docs/architecture.md has the picture):
 5. Results go back to per-request futures; a request returns as soon as its last pair is
    scored (after infinity's ``BatchHandler``).
 
+With replicas (``m0rank serve --replicas N`` / ``--devices``), step 4 differs: each window's
+micro-batches go to a :class:`WindowRunner` (``m0rank.server.replicas.ReplicaPool``), which
+runs them in another process on the least-loaded replica; the worker waits for a replica with
+room before it takes the next window, and windows run on several replicas at once.
+
 Cancellation: a request whose caller went away (client disconnect, deadline) is dropped at the
 next micro-batch boundary: its queued preparations are cancelled, its ready pairs skipped and
 its pairs in a window not yet launched are left out. :meth:`Batcher.stop` refuses new work
@@ -31,7 +36,7 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -46,7 +51,7 @@ from m0rank.errors import (
 from m0rank.model.base import PreparedPair
 from m0rank.types import Document, PairScore
 
-__all__ = ["Batcher", "BatcherConfig", "BatchObserver"]
+__all__ = ["Batcher", "BatcherConfig", "BatchObserver", "WindowRunner"]
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +64,20 @@ class BatchObserver(Protocol):
     """Receives one call per forward pass (the server's metrics implement it)."""
 
     def observe_batch(self, pairs: int, requests: int, tokens: int) -> None: ...
+
+
+class WindowRunner(Protocol):
+    """Runs windows away from the batcher's device thread (the replica pool)."""
+
+    async def attach(self) -> None: ...
+
+    async def wait_for_capacity(self) -> None: ...
+
+    def run_window(self, batches: Sequence[Sequence[PreparedPair]],
+                   on_batch: Callable[[int, list[PairScore] | Exception], None]
+                   ) -> Awaitable[None]: ...
+
+    def close(self) -> None: ...
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -142,11 +161,15 @@ class Batcher:
             config holds the micro-batch budget.
         config: Queueing policy.
         observer: Told about every forward pass (metrics).
+        runner: Where windows run instead of this process's device thread (replicas).
     """
 
     def __init__(self, engine: Engine, config: BatcherConfig | None = None,
-                 observer: BatchObserver | None = None) -> None:
+                 observer: BatchObserver | None = None,
+                 runner: WindowRunner | None = None) -> None:
         self.engine = engine
+        self.runner = runner
+        self._remote: set[asyncio.Task[None]] = set()  # windows running on replicas
         self.config = config or BatcherConfig()
         self._observer = observer
         self._jobs: dict[_Job, None] = {}  # admitted and not yet answered, in arrival order
@@ -172,6 +195,8 @@ class Batcher:
     async def start(self) -> None:
         """Start the worker task (on the running loop)."""
         if self._worker is None:
+            if self.runner is not None:
+                await self.runner.attach()
             self._worker = asyncio.get_running_loop().create_task(self._work(),
                                                                   name="m0rank-batcher")
 
@@ -232,11 +257,16 @@ class Batcher:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
             self._worker = None
+        for task in list(self._remote):
+            task.cancel()
+        await asyncio.gather(*self._remote, return_exceptions=True)
         for job in list(self._jobs):
             job.fail(ServiceUnavailableError("the server shut down before this request was "
                                              "scored"))
         self._device.shutdown(wait=False, cancel_futures=True)
         self.engine.close()
+        if self.runner is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.runner.close)
 
     def abort_in_flight(self) -> None:
         """Answer every admitted request now with a 503 (the drain deadline passed)."""
@@ -296,8 +326,13 @@ class Batcher:
         loop = asyncio.get_running_loop()
         while True:
             await self._wait_for_pairs()
+            if self.runner is not None:
+                await self.runner.wait_for_capacity()
             window = self._take_window()
             if not window:
+                continue
+            if self.runner is not None:
+                self._dispatch(window)
                 continue
             try:
                 await loop.run_in_executor(self._device, self._run_window, window, loop)
@@ -359,6 +394,37 @@ class Batcher:
                 loop.call_soon_threadsafe(self._fail, slots, outcome)
             else:
                 loop.call_soon_threadsafe(self._deliver, slots, outcome)
+
+    def _dispatch(self, window: list[_Slot]) -> None:
+        """Plan the window's micro-batches here and send them to the runner (a replica)."""
+        plan = self.engine.plan([slot.pair.num_tokens for slot in window])
+        batches = [[window[i] for i in batch if window[i].job.alive] for batch in plan]
+        batches = [slots for slots in batches if slots]
+        if not batches:
+            return
+
+        def on_batch(index: int, outcome: list[PairScore] | Exception) -> None:
+            if isinstance(outcome, Exception):
+                logger.error("forward pass over %d pairs failed: %r", len(batches[index]),
+                             outcome)
+                self._fail(batches[index], outcome)
+            else:
+                self._deliver(batches[index], outcome)
+
+        assert self.runner is not None
+        sent = self.runner.run_window([[slot.pair for slot in slots] for slots in batches],
+                                      on_batch)
+        task = asyncio.ensure_future(self._await_remote(sent, batches))
+        self._remote.add(task)
+        task.add_done_callback(self._remote.discard)
+
+    async def _await_remote(self, sent: Awaitable[None], batches: list[list[_Slot]]) -> None:
+        try:
+            await sent
+        except Exception as exc:  # answer every request of the window, whatever happened
+            logger.exception("replica window failed")
+            for slots in batches:
+                self._fail(slots, exc)
 
     def _deliver(self, slots: list[_Slot], scores: list[PairScore]) -> None:
         self._observe(slots, scores)

@@ -12,19 +12,29 @@ Exposed at ``GET /metrics``:
 - ``m0rank_cache_{hits,misses,evictions}_total{cache}`` and
   ``m0rank_cache_{bytes,max_bytes,entries}{cache}``, read on each scrape from the image cache
   (``cache="image"``) and the model's own caches (``cache="vision"``, ``"ocr"``...), each a
-  typed :class:`m0rank.types.CacheStats`.
+  typed :class:`m0rank.types.CacheStats`;
+- with replicas (``m0rank serve --replicas N`` / ``--devices``), per replica:
+  ``m0rank_replica_up{replica}``, ``m0rank_replica_queue_depth{replica}`` (pairs sent to it and
+  not answered), ``m0rank_replica_{batches,pairs,restarts,lost_batches}_total{replica}`` and
+  ``m0rank_replica_info{replica,device,pid}``; and ``m0rank_replica_retried_batches_total`` /
+  ``m0rank_replica_failed_batches_total`` (micro-batches of a dead replica sent again / answered
+  503).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict
+from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from m0rank.types import CacheStats
+
+if TYPE_CHECKING:
+    from m0rank.server.replicas import PoolStats
 
 __all__ = ["ServerMetrics", "CONTENT_TYPE"]
 
@@ -81,6 +91,10 @@ class ServerMetrics:
         """Report the caches ``stats()`` returns at each scrape, labelled by their names."""
         self._caches.sources.append(stats)
 
+    def watch_replicas(self, stats: Callable[[], PoolStats]) -> None:
+        """Report the model replicas ``stats()`` describes at each scrape."""
+        self.registry.register(_ReplicaCollector(stats))
+
     def render(self) -> bytes:
         """The text exposition format of every metric."""
         return generate_latest(self.registry)
@@ -115,6 +129,47 @@ class _CacheCollector(Collector):
                 for stat, value in asdict(stats).items():
                     families[stat].add_metric([name], float(value))
         yield from families.values()
+
+    def describe(self) -> Iterator[Metric]:
+        return iter(())
+
+
+# ReplicaStats field -> (metric kind, help)
+_REPLICA_STATS = {
+    "up": ("gauge", "1 while the replica runs its model, 0 while it is (re)starting or down"),
+    "queue_depth": ("gauge", "Pairs sent to the replica and not answered yet"),
+    "batches": ("counter", "Forward passes run by the replica"),
+    "pairs": ("counter", "Pairs scored by the replica"),
+    "restarts": ("counter", "Times the replica's process died and was started again"),
+    "lost_batches": ("counter", "Micro-batches in flight when the replica died (retried once)"),
+}
+
+
+class _ReplicaCollector(Collector):
+    """Reads the replica pool's counters on each scrape."""
+
+    def __init__(self, stats: Callable[[], PoolStats]) -> None:
+        self.stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        pool = self.stats()
+        info = GaugeMetricFamily("m0rank_replica_info", "Device and process id of each replica",
+                                 labels=["replica", "device", "pid"])
+        for stat, (kind, text) in _REPLICA_STATS.items():
+            family = (CounterMetricFamily if kind == "counter" else GaugeMetricFamily)(
+                f"m0rank_replica_{stat}", text, labels=["replica"])
+            for replica in pool.replicas:
+                family.add_metric([str(replica.replica)], float(getattr(replica, stat)))
+            yield family
+        for replica in pool.replicas:
+            info.add_metric([str(replica.replica), replica.device, str(replica.pid)], 1.0)
+        yield info
+        yield CounterMetricFamily("m0rank_replica_retried_batches",
+                                  "Micro-batches of a dead replica sent to another one",
+                                  value=pool.retried_batches)
+        yield CounterMetricFamily("m0rank_replica_failed_batches",
+                                  "Micro-batches answered 503 because their retry failed too",
+                                  value=pool.failed_batches)
 
     def describe(self) -> Iterator[Metric]:
         return iter(())

@@ -14,6 +14,7 @@ Bad values raise :class:`InvalidInputError` naming the field (or the variable) a
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -42,9 +43,10 @@ ENV_NESTED_DELIMITER = "__"
 _MIB = 1024 * 1024
 _POSITIVE = ("image_decode_bytes", "max_body_bytes", "max_documents", "max_query_chars",
              "request_timeout_s", "max_queue_pairs", "drain_timeout_s", "header_timeout_s",
-             "body_idle_timeout_s", "max_connections")
+             "body_idle_timeout_s", "max_connections", "replicas")
 _NON_NEGATIVE = ("rpm_limit", "tpm_limit", "max_batch_wait_ms", "image_cache_bytes")
 _CommaList = Annotated[tuple[str, ...], NoDecode]
+_DEVICE = re.compile(r"cpu|cuda(:\d+)?|mps")
 
 
 class ServerSettings(BaseSettings):
@@ -56,6 +58,9 @@ class ServerSettings(BaseSettings):
         model: Checkpoint folder, hub id or built-in name (``None``: the built-in default).
         served_model_name: Name reported in responses and ``/v1/models`` (default: the model's).
         device: ``cpu``, ``cuda``, ``cuda:1``... (``None``: CUDA when available).
+        replicas: Model replicas (child processes) on ``device``; 1 runs the model in the
+            server process (docs/scale.md).
+        devices: One replica per listed device (``cuda:0,cuda:1``); overrides ``replicas``.
         dtype: ``bf16``, ``fp16`` or ``fp32`` (``None``: bf16 on CUDA, fp32 on CPU).
         min_pixels: Smallest image area after resizing (the reference's 3136).
         max_pixels: Largest image area after resizing (the reference's 602112).
@@ -98,6 +103,8 @@ class ServerSettings(BaseSettings):
     model: str | None = None
     served_model_name: str | None = None
     device: str | None = None
+    replicas: int = 1
+    devices: _CommaList = ()
     dtype: str | None = None
     min_pixels: int = ImageSizing.min_pixels
     max_pixels: int = ImageSizing.max_pixels
@@ -140,7 +147,7 @@ class ServerSettings(BaseSettings):
         """Only the constructor's arguments: the environment is read by :meth:`from_env`."""
         return (init_settings,)
 
-    @field_validator("api_keys", "image_allow_hosts", mode="before")
+    @field_validator("api_keys", "image_allow_hosts", "devices", mode="before")
     @classmethod
     def _split_commas(cls, value: Any) -> Any:
         return _split(value) if isinstance(value, str) else value
@@ -156,11 +163,40 @@ class ServerSettings(BaseSettings):
         for name in _NON_NEGATIVE:
             if getattr(self, name) < 0:
                 raise InvalidInputError(f"{name} must be >= 0, got {getattr(self, name)!r}")
+        self._check_devices()
         if any(not key.strip() for key in self.api_keys):
             raise InvalidInputError("api_keys must not contain empty keys")
         self.engine_config()  # the engine's and the resizer's own checks, same messages
         self.image_sizing()
         return self
+
+    def _check_devices(self) -> None:
+        for device in self.devices:
+            if not _DEVICE.fullmatch(device):
+                raise InvalidInputError(
+                    f"devices: {device!r} is not a device (use cpu, cuda or cuda:N)")
+        if self.devices and self.replicas not in (1, len(self.devices)):
+            raise InvalidInputError(
+                f"replicas ({self.replicas}) and devices ({','.join(self.devices)}) disagree; "
+                f"devices alone sets one replica per device")
+        if self.devices and self.device is not None:
+            raise InvalidInputError(
+                f"device ({self.device!r}) and devices ({','.join(self.devices)}) are both "
+                f"set; give one")
+
+    @property
+    def replica_count(self) -> int:
+        """Model replicas: one per ``devices`` entry, else ``replicas``."""
+        return len(self.devices) or self.replicas
+
+    def _front_device(self) -> str | None:
+        if self.replica_count > 1:
+            return "cpu"
+        return self.devices[0] if self.devices else self.device
+
+    def replica_devices(self) -> tuple[str | None, ...]:
+        """The device of each replica (``None``: CUDA when available, as for ``device``)."""
+        return self.devices or (self.device,) * self.replicas
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> ServerSettings:
@@ -201,9 +237,12 @@ class ServerSettings(BaseSettings):
         return ImageSizing(min_pixels=self.min_pixels, max_pixels=self.max_pixels)
 
     def load_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of ``Reranker.from_pretrained`` for :attr:`model`."""
-        return {"device": self.device, "dtype": self.dtype, "min_pixels": self.min_pixels,
-                "max_pixels": self.max_pixels, "vision_cache_bytes": self.vision_cache_bytes,
+        """Keyword arguments of ``Reranker.from_pretrained`` for :attr:`model` in the server
+        process (with replicas: on the CPU, without a vision cache; it only prepares pairs)."""
+        replicated = self.replica_count > 1
+        return {"device": self._front_device(), "dtype": self.dtype, "min_pixels": self.min_pixels,
+                "max_pixels": self.max_pixels,
+                "vision_cache_bytes": 0 if replicated else self.vision_cache_bytes,
                 "local_files_only": self.local_files_only,
                 "max_batch_tokens": self.max_batch_tokens, "max_batch_size": self.max_batch_size,
                 "image_limits": self.image_limits}
