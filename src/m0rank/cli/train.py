@@ -68,6 +68,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--eval-every", type=int, default=0, metavar="STEPS")
     run_group.add_argument("--save-every", type=int, default=0, metavar="STEPS",
                            help="checkpoint interval (default: every epoch)")
+    run_group.add_argument("--keep-checkpoints", type=int, default=2,
+                           help="newest checkpoints kept (0: all)")
     run_group.add_argument("--eval-k", type=int, default=100,
                            help="BM25 candidates reranked per evaluation query")
     run_group.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -91,6 +93,6 @@ def _train_kwargs(args: argparse.Namespace) -> dict[str, Any]:
              "lora_r", "lora_alpha", "negatives", "save", "max_length", "max_pixels", "bf16",
              "gradient_checkpointing", "resume", "seed", "groups_per_step", "max_batch_tokens",
              "pairwise_kind", "distill_kind", "bce_weight", "eval_every", "save_every",
-             "eval_k", "negatives_model", "train_vision", "device")
+             "eval_k", "keep_checkpoints", "negatives_model", "train_vision", "device")
     return {**{name: getattr(args, name) for name in names},
             "show_progress": not args.no_progress}

@@ -54,6 +54,7 @@ class TrainArgs:
         max_grad_norm: Gradient clipping norm (0: off).
         eval_every: Evaluate every this many steps (0: before and after only).
         save_every: Checkpoint every this many steps (0: at the end of every epoch).
+        keep_checkpoints: Newest checkpoints kept on disk (0: all).
         eval_k: BM25 candidates reranked per evaluation query.
         num_negatives: Negatives kept per mined query.
         mine_depth: BM25 candidates a miner looks at.
@@ -93,6 +94,7 @@ class TrainArgs:
     max_grad_norm: float = 1.0
     eval_every: int = 0
     save_every: int = 0
+    keep_checkpoints: int = 2
     eval_k: int = 100
     num_negatives: int = 25
     mine_depth: int = 100
@@ -112,7 +114,7 @@ class TrainArgs:
                      "max_pixels", "eval_k", "num_negatives", "mine_depth"):
             _at_least(name, getattr(self, name), 1)
         _at_least("group_size", self.group_size, 2)
-        for name in ("lora_r", "lora_alpha", "eval_every", "save_every"):
+        for name in ("lora_r", "lora_alpha", "eval_every", "save_every", "keep_checkpoints"):
             _at_least(name, getattr(self, name), 0)
         for name in ("bce_weight", "weight_decay", "max_grad_norm", "warmup_ratio"):
             _at_least(name, getattr(self, name), 0)

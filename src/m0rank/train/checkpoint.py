@@ -24,8 +24,9 @@ CHECKPOINTS = "checkpoints"
 
 
 def save_checkpoint(output: Path, step: int, module: torch.nn.Module, optimizer: Any,
-                    scheduler: Any, state: dict[str, Any]) -> Path:
-    """Write the checkpoint of ``step`` (atomically: a finished folder is renamed in)."""
+                    scheduler: Any, state: dict[str, Any], keep: int = 2) -> Path:
+    """Write the checkpoint of ``step`` (atomically: a finished folder is renamed in) and
+    keep only the newest ``keep`` checkpoints."""
     from safetensors.torch import save_file
 
     final = output / CHECKPOINTS / f"step-{step:06d}"
@@ -43,7 +44,17 @@ def save_checkpoint(output: Path, step: int, module: torch.nn.Module, optimizer:
     (partial / "state.json").write_text(json.dumps({**state, "step": step}, indent=2))
     partial.rename(final)
     logger.info("checkpoint %s", final)
+    _prune(output / CHECKPOINTS, keep)
     return final
+
+
+def _prune(folder: Path, keep: int) -> None:
+    """Delete all but the newest ``keep`` finished checkpoints (0 keeps every one)."""
+    import shutil
+
+    done = sorted(p for p in folder.glob("step-*") if not p.name.endswith(".partial"))
+    for old in done[:-keep] if keep else []:
+        shutil.rmtree(old)
 
 
 def latest_checkpoint(output: Path) -> Path | None:

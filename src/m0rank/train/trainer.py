@@ -232,7 +232,8 @@ class Trainer:
         if step % save_every == 0 or step == self.total_steps:
             save_checkpoint(self.output, step, self.module, self.optimizer, self.scheduler,
                             {"losses": state["losses"], "history": state["history"],
-                             "eval_before": state.get("eval_before")})
+                             "eval_before": state.get("eval_before")},
+                            keep=self.args.keep_checkpoints)
 
     def _resume_state(self) -> dict[str, Any]:
         checkpoint = latest_checkpoint(self.output) if self.args.resume else None
