@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import logging
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,7 +22,8 @@ from m0rank.errors import ModelLoadError
 from m0rank.model.base import LoadOptions, RerankerArchitecture
 from m0rank.model.loading import read_config, resolve_checkpoint_dir
 
-__all__ = ["ADAPTER_CONFIG", "ADAPTER_WEIGHTS", "read_adapter_config", "load_merged_adapter"]
+__all__ = ["ADAPTER_CONFIG", "ADAPTER_WEIGHTS", "read_adapter_config", "load_merged_adapter",
+           "merge_adapter", "resolve_adapter_base"]
 
 logger = logging.getLogger(__name__)
 
@@ -48,16 +50,20 @@ def load_merged_adapter(cls: type[Family], path: Path, adapter: dict[str, Any],
     Raises:
         ModelLoadError: No base named, or the adapter does not fit the base.
     """
-    base = _resolve_base(adapter, path, options)
+    base = resolve_adapter_base(adapter, path, options)
     model = cls.load(base, read_config(base), options)
     merge_adapter(model.trainable_module(), path)
     model.trainable_module().eval()
     return model
 
 
-def merge_adapter(module: Any, path: Path) -> Any:
+def merge_adapter(module: Any, path: Path, rename: Callable[[str], str] | None = None) -> Any:
     """Attach the adapter in ``path`` to ``module`` with peft, load its tensors, merge in
-    place and return the (same) module without adapter layers."""
+    place and return the (same) module without adapter layers.
+
+    ``rename`` maps the adapter's tensor names onto ``module``'s (MonoQwen's adapters name
+    Qwen2-VL's weights in the flat layout, transformers' module is nested).
+    """
     from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
     from safetensors.torch import load_file
 
@@ -69,7 +75,10 @@ def merge_adapter(module: Any, path: Path) -> Any:
     with warnings.catch_warnings():  # peft warns that our module has no hub config; expected
         warnings.filterwarnings("ignore")
         peft_model = get_peft_model(module, lora)
-    result = set_peft_model_state_dict(peft_model, load_file(str(weights)))
+    state = load_file(str(weights))
+    if rename is not None:
+        state = {rename(name): tensor for name, tensor in state.items()}
+    result = set_peft_model_state_dict(peft_model, state)
     unexpected = list(getattr(result, "unexpected_keys", []))
     missing = [k for k in getattr(result, "missing_keys", []) if "lora_" in k]
     if unexpected or missing:
@@ -79,7 +88,9 @@ def merge_adapter(module: Any, path: Path) -> Any:
     return peft_model.merge_and_unload()
 
 
-def _resolve_base(adapter: dict[str, Any], path: Path, options: LoadOptions) -> Path:
+def resolve_adapter_base(adapter: dict[str, Any], path: Path, options: LoadOptions) -> Path:
+    """The folder of the adapter's ``base_model_name_or_path``: relative to the adapter, a
+    folder, or a hub id resolved like any checkpoint."""
     name = adapter.get("base_model_name_or_path")
     if not name:
         raise ModelLoadError(f"{path / ADAPTER_CONFIG} names no base_model_name_or_path")

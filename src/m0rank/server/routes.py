@@ -6,9 +6,7 @@ raised as m0rank errors and turned into answers by ``m0rank.server.errors``.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
@@ -52,7 +50,7 @@ from m0rank.server.protocol import (
     tei_to_call,
     to_call,
 )
-from m0rank.server.service import RerankService
+from m0rank.server.service import RerankService, gather_cancelling
 
 __all__ = ["router", "AppState", "PLAYGROUND_PAGE"]
 
@@ -184,7 +182,7 @@ async def _score(body: ScoreRequest, request: Request, key: str | None) -> Score
     if pairs > limit:
         raise InputTooLargeError(f"the request has {pairs} pairs; this server accepts at most "
                                  f"{limit} per request")
-    rankings = await _all([state.service.rerank(group.call, key) for group in groups])
+    rankings = await gather_cancelling([state.service.rerank(group.call, key) for group in groups])
     return score_response(list(zip(groups, rankings, strict=True)),
                           request_id=request_id_of(request), model=state.model_name,
                           created=state.created)
@@ -236,19 +234,6 @@ def _json(body: BaseModel) -> JSONResponse:
     return JSONResponse(body.model_dump(mode="json", exclude_none=True))
 
 
-T = TypeVar("T")
-
-
-async def _all(awaitables: list[Awaitable[T]]) -> list[T]:
-    """``asyncio.gather`` that cancels the rest as soon as one fails."""
-    tasks = [asyncio.ensure_future(a) for a in awaitables]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
 
 
 @router.post("/v2/rerank", response_model=CohereV2RerankResponse,

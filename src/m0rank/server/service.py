@@ -36,7 +36,7 @@ from m0rank.types import Document, PairScore
 if TYPE_CHECKING:
     from m0rank.server.images import ImageResolver
 
-__all__ = ["RerankService", "MAX_DOC_TOKENS"]
+__all__ = ["RerankService", "MAX_DOC_TOKENS", "estimate_tokens", "gather_cancelling"]
 
 logger = logging.getLogger(__name__)
 
@@ -92,7 +92,7 @@ class RerankService:
         fields = list(call.document_fields or _fields(len(call.documents)))
         documents = [to_document(_rank_fields(doc, call.rank_fields, field), field)
                      for doc, field in zip(call.documents, fields, strict=True)]
-        resolved_query, *resolved = await _gather([
+        resolved_query, *resolved = await gather_cancelling([
             self._resolve(doc, field)
             for doc, field in zip([query, *documents], [call.query_field, *fields],
                                   strict=True)])
@@ -133,7 +133,7 @@ class RerankService:
         if not document.images:
             return document
         names = image_fields(field, len(document.images))
-        images = await _gather([self._load(src, name)
+        images = await gather_cancelling([self._load(src, name)
                                 for src, name in zip(document.images, names, strict=True)])
         return Document(text=document.text, images=tuple(images))
 
@@ -177,7 +177,7 @@ def estimate_tokens(pairs: Sequence[tuple[Document, Document]], max_pixels: int)
     return total
 
 
-async def _gather(awaitables: Sequence[Awaitable[T]]) -> list[T]:
+async def gather_cancelling(awaitables: Sequence[Awaitable[T]]) -> list[T]:
     """``asyncio.gather`` that cancels the others as soon as one fails."""
     tasks = [asyncio.ensure_future(a) for a in awaitables]
     try:

@@ -25,9 +25,7 @@ Choices where the reference is silent (written down as asked):
 
 from __future__ import annotations
 
-import json
 import logging
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
@@ -35,9 +33,10 @@ from typing import Any, ClassVar
 import torch
 
 from m0rank.config import ScoreOptions
-from m0rank.errors import InputTooLargeError, InvalidInputError, ModelLoadError
+from m0rank.errors import InputTooLargeError, InvalidInputError
 from m0rank.model.base import LoadOptions, PreparedPair, RerankerArchitecture
-from m0rank.model.loading import read_config, read_safetensors, resolve_checkpoint_dir
+from m0rank.model.loading import read_config, read_safetensors
+from m0rank.model.lora import merge_adapter, read_adapter_config, resolve_adapter_base
 from m0rank.model.qwen2vl.collate import QWEN2_PAD_TOKEN_ID, left_pad
 from m0rank.model.qwen2vl.inputs import EncodedPrompt, Qwen2VLInputEncoder
 from m0rank.model.qwen2vl.weights import flat_to_nested, load_qwen2vl_state
@@ -83,12 +82,12 @@ class MonoQwenReranker(RerankerArchitecture):
     def load(cls, path: Path, config: dict[str, Any], options: LoadOptions) -> MonoQwenReranker:
         """Load the base (the adapter's ``base_model_name_or_path``, or ``path`` itself for a
         merged checkpoint), merge the adapter, and build the Qwen2-VL input encoder."""
-        adapter = _read_adapter_config(path)
-        base = path if adapter is None else _resolve_base(adapter, path, options)
+        adapter = read_adapter_config(path)
+        base = path if adapter is None else resolve_adapter_base(adapter, path, options)
         base_config = config if adapter is None else read_config(base)
         module = _build_base(base, base_config, options)
         if adapter is not None:
-            module = _merge_adapter(module, path, adapter)
+            module = merge_adapter(module, path, rename=_nested_adapter_name)
         module.to(dtype=options.dtype).eval()
         # The released adapter ships no tokenizer: the card loads the base's processor.
         source = path if (path / "tokenizer.json").exists() else base
@@ -142,27 +141,6 @@ class MonoQwenReranker(RerankerArchitecture):
                 "image_grid_thw": torch.tensor(grids, device=self.device)}
 
 
-def _read_adapter_config(path: Path) -> dict[str, Any] | None:
-    file = path / "adapter_config.json"
-    if not file.exists():
-        return None
-    try:
-        return dict(json.loads(file.read_text()))
-    except (OSError, json.JSONDecodeError) as exc:
-        raise ModelLoadError(f"{file} is not readable JSON: {exc}") from None
-
-
-def _resolve_base(adapter: dict[str, Any], path: Path, options: LoadOptions) -> Path:
-    name = adapter.get("base_model_name_or_path")
-    if not name:
-        raise ModelLoadError(f"{path / 'adapter_config.json'} names no base_model_name_or_path")
-    relative = path / str(name)
-    if relative.is_dir():
-        return relative
-    return resolve_checkpoint_dir(str(name), cache_dir=options.cache_dir,
-                                  local_files_only=options.local_files_only)
-
-
 def _build_base(base: Path, config: dict[str, Any], options: LoadOptions) -> Any:
     """transformers' ``Qwen2VLForConditionalGeneration`` with the base weights, either naming."""
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
@@ -183,33 +161,7 @@ def _build_base(base: Path, config: dict[str, Any], options: LoadOptions) -> Any
     return module
 
 
-def _merge_adapter(module: Any, path: Path, adapter: dict[str, Any]) -> Any:
-    """Attach the LoRA adapter with peft, load its tensors (names mapped), merge, unload."""
-    from peft import LoraConfig, get_peft_model, set_peft_model_state_dict
-
-    lora = LoraConfig.from_pretrained(str(path))
-    lora.inference_mode = True
-    with warnings.catch_warnings():  # peft warns that our module has no hub name; expected
-        warnings.filterwarnings("ignore", message=".*base_model_name_or_path.*")
-        peft_model = get_peft_model(module, lora)
-    raw = read_safetensors_file(path / "adapter_model.safetensors")
-    state = {_ADAPTER_PREFIX + flat_to_nested(k.removeprefix(_ADAPTER_PREFIX)): v
-             for k, v in raw.items()}
-    result = set_peft_model_state_dict(peft_model, state)
-    unexpected = list(getattr(result, "unexpected_keys", []))
-    lora_missing = [k for k in getattr(result, "missing_keys", []) if "lora_" in k]
-    if unexpected or lora_missing:
-        raise ModelLoadError(f"{path}: adapter does not fit the base model; unexpected "
-                             f"{unexpected[:3]}, missing {lora_missing[:3]}")
-    logger.info("merged LoRA adapter %s (r=%s, alpha=%s)", path, lora.r, lora.lora_alpha)
-    return peft_model.merge_and_unload()
-
-
-def read_safetensors_file(file: Path) -> dict[str, torch.Tensor]:
-    """One safetensors file (the adapter), with a clear error when it is missing."""
-    from safetensors.torch import load_file
-
-    if not file.exists():
-        raise ModelLoadError(f"{file.parent} has adapter_config.json but no {file.name}")
-    return load_file(str(file))
-
+def _nested_adapter_name(name: str) -> str:
+    """peft's ``base_model.model.<flat Qwen2-VL name>`` -> the same over transformers' nested
+    module names."""
+    return _ADAPTER_PREFIX + flat_to_nested(name.removeprefix(_ADAPTER_PREFIX))
