@@ -217,3 +217,33 @@ def test_replicas_score_like_the_library(reranker, m0_checkpoint: Path) -> None:
         for result in body["results"]:
             assert result["relevance_score"] == pytest.approx(
                 expected[result["index"]].score, abs=1e-6)
+
+
+@pytest.mark.gpu
+def test_gpu_replicas_score_like_the_library(reranker, m0_checkpoint: Path) -> None:  # noqa: ANN001
+    """Two replicas on one GPU (``--devices cuda:0,cuda:0``) in fp32 score like the CPU
+    library within float tolerance (not run here: no GPU was lent)."""
+    import torch
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs CUDA")
+    documents = ["a passage about cats", "dogs and wolves", "cats sleep a lot", "nothing"] * 4
+    expected = reranker.score("where do cats sleep?", documents)
+    front = Reranker(reranker.model, engine_config=EngineConfig(max_batch_size=2))
+    app = make_app(front, model=str(m0_checkpoint), devices=("cuda:0", "cuda:0"),
+                   dtype="fp32", max_batch_size=2)
+
+    async def scenario() -> tuple[list[dict], str]:
+        async with running(app) as client:
+            calls = [client.post("/v1/rerank", json={"query": "where do cats sleep?",
+                                                     "documents": documents})
+                     for _ in range(3)]
+            bodies = [r.json() for r in await asyncio.gather(*calls)]
+            return bodies, (await client.get("/metrics")).text
+
+    bodies, metrics = asyncio.run(scenario())
+    assert 'm0rank_replica_info{device="cuda:0"' in metrics
+    for body in bodies:
+        for result in body["results"]:
+            assert result["relevance_score"] == pytest.approx(
+                expected[result["index"]].score, abs=1e-4)

@@ -57,7 +57,6 @@ class State:
     STOPPED = "stopped"
 
 
-
 @dataclass(frozen=True, kw_only=True)
 class ReplicaSpec:
     """What one replica loads, and where.
@@ -250,6 +249,13 @@ class Replica:
         child.close()
         with self._lock:
             self._conn, self._process = parent, process
+        error = self._await_ready(parent, process)
+        if error is not None:
+            parent.close()
+            process.join(_STOP_WAIT_S)
+        return error
+
+    def _await_ready(self, parent: Connection, process: Any) -> str | None:
         while not self._stopping.is_set():
             try:
                 if parent.poll(_POLL_S):
@@ -306,7 +312,6 @@ class Replica:
             self.lost_batches += len(window.batches) - window.answered
             window.finish(ReplicaLost(self.index, exitcode))
         self._changed()
-
 
 
 def replica_main(conn: Connection, spec: ReplicaSpec) -> None:

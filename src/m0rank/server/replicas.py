@@ -211,7 +211,7 @@ class ReplicaPool:
                 if replica is None:
                     break
                 sent = self._send(replica, [batches[i] for i in todo],
-                                  lambda j, outcome, todo=todo: on_batch(todo[j], outcome))
+                                  _renumbered(on_batch, todo))
             done, answered = sent
             try:
                 await done
@@ -308,6 +308,13 @@ def _threadsafe(loop: asyncio.AbstractEventLoop,
             loop.call_soon_threadsafe(fn, *args)
         except RuntimeError:  # the loop closed: nobody waits for this any more
             pass
+    return call
+
+
+def _renumbered(on_batch: BatchCallback, indices: list[int]) -> BatchCallback:
+    """``on_batch`` for a sub-window: its batch ``j`` is the window's ``indices[j]``."""
+    def call(j: int, outcome: Outcome) -> None:
+        on_batch(indices[j], outcome)
     return call
 
 
