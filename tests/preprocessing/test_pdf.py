@@ -94,3 +94,35 @@ def test_to_document_accepts_a_pdf_dict_with_pages() -> None:
     assert document.to_dict() == {"pdf": "x.pdf"}
     with pytest.raises(InvalidInputError, match=r"documents\[0\] must have either a 'pdf'"):
         to_document({"pdf": "x.pdf", "text": "t"}, "documents[0]")
+
+
+def test_url_source_is_fetched_with_the_image_rules() -> None:
+    """The library fetches a PDF URL like an image URL (timeouts, redirect cap), the byte cap
+    being the PDF's."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    data = text_pdf(PAGES)
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(200)
+            self.send_header("Content-Type", "application/pdf")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/report.pdf"
+        assert read_pdf_bytes(url, "doc") == data
+        with pytest.raises(InputTooLargeError, match="over the image size limit"):
+            read_pdf_bytes(url, "doc", PdfLimits(max_bytes=len(data) - 1))
+    finally:
+        server.shutdown()
+        server.server_close()
