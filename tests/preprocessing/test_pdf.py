@@ -121,8 +121,10 @@ def test_url_source_is_fetched_with_the_image_rules() -> None:
     try:
         url = f"http://127.0.0.1:{server.server_address[1]}/report.pdf"
         assert read_pdf_bytes(url, "doc") == data
-        with pytest.raises(InputTooLargeError, match="over the image size limit"):
+        with pytest.raises(InputTooLargeError, match="doc is over the PDF size limit"):
             read_pdf_bytes(url, "doc", PdfLimits(max_bytes=len(data) - 1))
     finally:
         server.shutdown()
         server.server_close()
+    with pytest.raises(InputTooLargeError, match="doc is over the PDF size limit"):
+        read_pdf_bytes(base64.b64encode(data).decode(), "doc", PdfLimits(max_bytes=100))

@@ -202,11 +202,16 @@ def _render_page(document: Any, number: int, limits: PdfLimits) -> PdfPage:
 def _read_text_source(source: str, field: str, limits: PdfLimits,
                       image_limits: ImageLimits) -> bytes:
     fetch_limits = replace(image_limits, max_bytes=limits.max_bytes)
-    if is_url(source):
-        return fetch_image_bytes(source, field, fetch_limits)
-    if not source.startswith("data:") and (os.path.exists(source) or source.endswith(".pdf")):
+    if not is_url(source) and not source.startswith("data:") and (
+            os.path.exists(source) or source.endswith(".pdf")):
         return _read_file(source, field, limits)
-    return decode_base64_image(source, field, fetch_limits, media_types=("application/pdf",))
+    try:
+        if is_url(source):
+            return fetch_image_bytes(source, field, fetch_limits)
+        return decode_base64_image(source, field, fetch_limits, media_types=("application/pdf",))
+    except InputTooLargeError:  # the image helpers word it for images
+        raise InputTooLargeError(f"{field} is over the PDF size limit: more than "
+                                 f"{limits.max_bytes} bytes") from None
 
 
 def _read_file(path: str, field: str, limits: PdfLimits) -> bytes:
