@@ -31,10 +31,11 @@ IMAGE_HAMMING = 6  # of 64 bits: re-encodes, small crops and rescans stay within
 TEXT_JACCARD = 0.8
 _SHINGLE = 5
 _PERMUTATIONS = 64
-_PRIME = (1 << 61) - 1
-_rng = np.random.default_rng(20260101)  # fixed: the same text always hashes the same
-_A = _rng.integers(1, _PRIME, _PERMUTATIONS, dtype=np.uint64)
-_B = _rng.integers(0, _PRIME, _PERMUTATIONS, dtype=np.uint64)
+# Multiply-shift hash family (Dietzfelbinger et al. 1997): h(x) = a * x + b mod 2^64 with odd
+# a; fixed seeds, so the same text always gets the same signature in every process.
+_SEEDS = np.random.default_rng(20260101).integers(0, np.iinfo(np.uint64).max, (2, _PERMUTATIONS),
+                                                  dtype=np.uint64, endpoint=True)
+_A, _B = _SEEDS[0] | np.uint64(1), _SEEDS[1]
 _WORD = re.compile(r"\w+", re.UNICODE)
 
 Fingerprint = tuple[str, object]  # ("image", int) | ("text", np.ndarray) | ("none", None)
@@ -122,8 +123,8 @@ def _minhash(text: str) -> np.ndarray:
     words = [w.lower() for w in _WORD.findall(text)]
     shingles = {" ".join(words[i:i + _SHINGLE])
                 for i in range(max(1, len(words) - _SHINGLE + 1))}
-    values = np.array([int.from_bytes(hashlib.blake2b(s.encode(), digest_size=7).digest(), "big")
+    values = np.array([int.from_bytes(hashlib.blake2b(s.encode(), digest_size=8).digest(), "big")
                        for s in shingles], dtype=np.uint64)
-    # (a * x + b) mod p per permutation, in Python ints' range: values < 2^56, a < 2^61
-    hashed = [(_A.astype(object) * int(v) + _B.astype(object)) % _PRIME for v in values]
-    return np.min(np.array(hashed, dtype=object), axis=0).astype(np.uint64)
+    with np.errstate(over="ignore"):  # arithmetic mod 2^64 is the point
+        hashed = values[:, None] * _A[None, :] + _B[None, :]  # (shingles, permutations)
+    return hashed.min(axis=0)
