@@ -25,7 +25,7 @@ from test_hostile_clients import dummy_model, serve
 from m0rank import Reranker
 from m0rank.cli.main import main
 from m0rank.config import EngineConfig
-from m0rank.errors import InvalidInputError, ServiceUnavailableError
+from m0rank.errors import InvalidInputError, ModelLoadError, ServiceUnavailableError
 from m0rank.model.base import PreparedPair
 from m0rank.server import replicas as replicas_module
 from m0rank.server.replicas import ReplicaPool, ReplicaSpec, check_devices
@@ -188,6 +188,13 @@ def test_retry_that_fails_too_is_a_clear_503(tmp_path: Path,
         assert "the model process scoring this request stopped: replica 0 (exit code -9); " \
                "no other replica could take it over" in str(outcome)
     assert pool.stats().failed_batches == 2
+
+
+def test_a_replica_that_cannot_load_stops_the_start(tmp_path: Path) -> None:
+    pool = ReplicaPool([ReplicaSpec(model=str(tmp_path / "missing"), device="cpu")])
+    with pytest.raises(ModelLoadError, match=re.escape("replica 0 (cpu) did not start: ")):
+        pool.start()
+    assert pool.stats().replicas[0].up is False
 
 
 # --- the tiny jina-m0: replicas score exactly like Reranker.score --------------------------
