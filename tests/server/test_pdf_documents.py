@@ -172,3 +172,15 @@ def test_pdf_urls_go_through_the_guarded_fetch(dummy_reranker: Any, server: Any)
     assert fetched.status_code == 200, fetched.text
     assert fetched.json()["results"][0]["page"] == 3
     assert fetched.json()["results"][0]["document"]["pdf"] == server.url("/report.pdf")
+
+
+def test_offline_model_over_http_ranks_page_three_first() -> None:
+    from m0rank import Reranker
+
+    offline = Reranker.from_pretrained("m0rank-offline")
+    with TestClient(make_app(offline), raise_server_exceptions=False) as client:
+        response = client.post("/v1/rerank", json={
+            "query": QUERY, "documents": ["cooking pasta", {"pdf": PDF_B64}], "top_n": 2})
+    assert response.status_code == 200, response.text
+    best = response.json()["results"][0]
+    assert (best["index"], best["page"]) == (1, 3)
