@@ -284,5 +284,5 @@ def test_retry_after_is_estimated_from_the_queue_and_measured_throughput():
         await batcher.stop(drain_timeout=5)
         return refused.value.retry_after
 
-    retry_after = asyncio.run(scenario())
+    retry_after = asyncio.run(asyncio.wait_for(scenario(), 120))  # fail, never hang
     assert 1.0 < retry_after < 10.0  # 60 pairs at ~50 pairs/s: about 2 s, not a fixed 1 s
