@@ -184,3 +184,24 @@ def test_offline_model_over_http_ranks_page_three_first() -> None:
     assert response.status_code == 200, response.text
     best = response.json()["results"][0]
     assert (best["index"], best["page"]) == (1, 3)
+
+
+def test_operators_set_pdf_limits_from_the_environment(dummy_reranker) -> None:
+    from m0rank.server.settings import ServerSettings
+    from m0rank.testing.pdfs import text_pdf
+
+    settings = ServerSettings.from_env({"M0RANK_PDF_LIMITS__MAX_PAGES": "2"})
+    assert settings.pdf_limits.max_pages == 2
+    import base64
+
+    pdf = base64.b64encode(text_pdf([["one"], ["two"], ["three"]])).decode()
+
+    async def post(client):
+        return await client.post("/v1/rerank", json={"query": "two",
+                                                     "documents": [{"pdf": pdf}]})
+
+    from server_helpers import call, make_app
+
+    response = call(make_app(dummy_reranker, pdf_limits=settings.pdf_limits), post)
+    assert response.status_code == 413
+    assert "documents[0]" in response.json()["detail"]

@@ -15,7 +15,7 @@ from typing import Any
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, ConfigDict, Field
 
-from m0rank.config import PdfLimits, ScoreOptions
+from m0rank.config import ScoreOptions
 from m0rank.errors import InvalidInputError, RequestTimeoutError
 from m0rank.explain import (
     Explanation,
@@ -129,7 +129,8 @@ async def _target(service: Any, document: Document) -> Document:
     if len(pages) != 1:
         raise InvalidInputError(f"document.pages must name one page to explain, got "
                                 f"{list(pages)}")
-    [page] = await read_pages(service.resolver, document, "document", pages, PdfLimits())
+    [page] = await read_pages(service.resolver, document, "document", pages,
+                              service.settings.pdf_limits)
     return page_document(page, use_text_layer=service.batcher.engine.model.reads_text_layer)
 
 

@@ -15,7 +15,7 @@ import math
 from collections.abc import Awaitable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from m0rank.config import DEFAULT_MAX_LENGTH, DEFAULT_MAX_QUERY_LENGTH, PdfLimits, ScoreOptions
+from m0rank.config import DEFAULT_MAX_LENGTH, DEFAULT_MAX_QUERY_LENGTH, ScoreOptions
 from m0rank.engine.ranking import check_top_n, rank_order
 from m0rank.engine.units import Unit, fold_windows
 from m0rank.errors import (
@@ -98,7 +98,7 @@ class RerankService:
                                   strict=True)])
         units = await expand_units(self.resolver, resolved, fields, call.extensions,
                                    use_text_layer=self.batcher.engine.model.reads_text_layer,
-                                   limits=PdfLimits())
+                                   limits=self.settings.pdf_limits)
         pairs = [(resolved_query, unit.document) for unit in units]
         reservation = self.limits.reserve(key, estimate_tokens(pairs, self.settings.max_pixels))
         try:

@@ -30,7 +30,7 @@ from pydantic_settings import (
     SettingsError,
 )
 
-from m0rank.config import EngineConfig, ImageLimits, ImageSizing
+from m0rank.config import EngineConfig, ImageLimits, ImageSizing, PdfLimits
 from m0rank.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -89,6 +89,8 @@ class ServerSettings(BaseSettings):
         image_decode_bytes: Decoded bytes that all requests together may be decoding at once
             (bounds memory when many large images arrive together).
         image_limits: Byte, pixel and fetch limits for every image.
+        pdf_limits: Byte and page limits for ``{"pdf": ...}`` documents, and the render size
+            (``M0RANK_PDF_LIMITS__MAX_PAGES=20`` and the like).
 
     Raises:
         InvalidInputError: A value of the wrong type or out of range (the message names it).
@@ -130,6 +132,7 @@ class ServerSettings(BaseSettings):
     image_cache_bytes: int = 256 * _MIB
     image_cache_dir: Path | None = None
     image_decode_bytes: int = 512 * _MIB
+    pdf_limits: PdfLimits = PdfLimits()
     image_limits: ImageLimits = ImageLimits()
 
     def __init__(self, **values: Any) -> None:
