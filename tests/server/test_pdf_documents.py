@@ -80,13 +80,12 @@ def test_bad_pdfs_are_400(dummy_client: TestClient) -> None:
     assert missing.status_code == 400 and "page 9 does not exist" in missing.text
 
 
-def test_pdf_page_and_size_limits_are_413(dummy_reranker: Any,
-                                          monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pdf_page_and_size_limits_are_413(dummy_reranker: Any) -> None:
     from m0rank.config import PdfLimits
-    from m0rank.server import service
 
-    monkeypatch.setattr(service, "PdfLimits", lambda: PdfLimits(max_pages=2, max_bytes=4000))
-    with TestClient(make_app(dummy_reranker), raise_server_exceptions=False) as client:
+    limits = PdfLimits(max_pages=2, max_bytes=4000)
+    with TestClient(make_app(dummy_reranker, pdf_limits=limits),
+                    raise_server_exceptions=False) as client:
         pages = client.post("/v1/rerank", json={"query": QUERY, "documents": [{"pdf": PDF_B64}]})
         big = text_pdf([[f"line {i} " * 8 for i in range(40)]] * 3)
         size = client.post("/v1/rerank", json={
@@ -205,3 +204,21 @@ def test_operators_set_pdf_limits_from_the_environment(dummy_reranker) -> None:
     response = call(make_app(dummy_reranker, pdf_limits=settings.pdf_limits), post)
     assert response.status_code == 413
     assert "documents[0]" in response.json()["detail"]
+
+
+def test_cohere_v2_results_name_the_pdf_page(dummy_reranker) -> None:
+    import base64
+
+    from server_helpers import call, make_app
+
+    from m0rank.testing.pdfs import text_pdf
+
+    pdf = base64.b64encode(text_pdf([["bread"], ["tower height"], ["cats"]])).decode()
+
+    async def post(client):
+        return await client.post("/v2/rerank", json={"model": "m", "query": "tower height",
+                                                     "documents": [{"pdf": pdf}]})
+
+    body = call(make_app(dummy_reranker), post).json()
+    assert [r["page"] for r in body["results"]][0] == 2
+    assert {r["index"] for r in body["results"]} == {0}

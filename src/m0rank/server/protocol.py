@@ -260,6 +260,11 @@ class CohereV2Result(BaseModel):
     index: int
     relevance_score: float
     warnings: list[str] | None = None
+    page: int | None = Field(None, description="m0rank extension: 1-based page of a PDF.")
+    chunk: list[int] | None = Field(None, description="m0rank extension: [start, end) "
+                                    "characters of the best window of a chunked text.")
+    duplicate_of: int | None = Field(None, description="m0rank extension: index of the "
+                                     "better-ranked document this one nearly duplicates.")
 
 
 class CohereV2RerankResponse(BaseModel):
@@ -614,7 +619,8 @@ def _extension_fields(ranking: Ranking, position: int) -> dict[str, Any]:
 def cohere_v2_response(ranking: Ranking, *, request_id: str) -> CohereV2RerankResponse:
     """The ``/v2/rerank`` body."""
     results = [CohereV2Result(index=ranking.index(i), relevance_score=ranking.value(i),
-                              warnings=list(ranking.scores[i].warnings) or None)
+                              warnings=list(ranking.scores[i].warnings) or None,
+                              **_extension_fields(ranking, i))
                for i in ranking.order]
     return CohereV2RerankResponse(id=request_id, results=results, meta=_meta(ranking, "2"),
                                   warnings=ranking.warnings or None)
