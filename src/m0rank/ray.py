@@ -43,9 +43,12 @@ class M0RankReplica:
         from m0rank.api import Reranker
         from m0rank.server.settings import ServerSettings
 
-        self._settings = ServerSettings.from_env().with_overrides(model=model)
+        # Serve's own replicas replace m0rank's: one model per Serve replica, in process
+        self._settings = ServerSettings.from_env().with_overrides(model=model, replicas=1,
+                                                                 devices=())
+        # model options: M0RANK_* (device, dtype, pixels, batch...) with the app's args on top
         self._reranker = Reranker.from_pretrained(
-            self._settings.model, image_limits=self._settings.image_limits, **model_kwargs)
+            self._settings.model, **{**self._settings.load_kwargs(), **model_kwargs})
 
     def __serve_build_asgi_app__(self) -> Any:  # noqa: N807 - Serve's late-bound ingress hook
         from m0rank.server.app import create_app
