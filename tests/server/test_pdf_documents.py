@@ -222,3 +222,15 @@ def test_cohere_v2_results_name_the_pdf_page(dummy_reranker) -> None:
     body = call(make_app(dummy_reranker), post).json()
     assert [r["page"] for r in body["results"]][0] == 2
     assert {r["index"] for r in body["results"]} == {0}
+
+
+def test_return_documents_of_a_chunked_text_carries_its_best_passage(
+        dummy_client: TestClient) -> None:
+    response = dummy_client.post("/v1/rerank", json={
+        "query": QUERY, "documents": [LONG, "cakes"], "chunk_size": 32, "chunk_overlap": 8,
+        "return_documents": True})
+    best = response.json()["results"][0]
+    start, end = best["chunk"]
+    assert best["document"]["text"] == LONG
+    assert best["document"]["passage"] == LONG[start:end]
+    assert response.json()["results"][1]["document"]["passage"] == "cakes"  # one window: all

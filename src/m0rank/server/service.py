@@ -110,8 +110,10 @@ class RerankService:
         total = sum(score.num_tokens for score in scores)
         self.limits.settle(reservation, total)
         echoes = [_echo(raw, doc) for raw, doc in zip(call.documents, documents, strict=True)]
-        return _ranking(scores, [unit_echo(echoes[u.index], u) for u in units], top_n, total,
-                        raw=call.raw_scores, units=units, extensions=call.extensions)
+        shown = [_with_passage(unit_echo(echoes[u.index], u), score.chunk)
+                 for u, score in zip(units, scores, strict=True)]
+        return _ranking(scores, shown, top_n, total, raw=call.raw_scores, units=units,
+                        extensions=call.extensions)
 
     def _check_limits(self, call: RerankCall) -> Document:
         """Refuse requests over the server's limits; returns the coerced query."""
@@ -207,6 +209,14 @@ def _rank_fields(raw: Any, rank_fields: tuple[str, ...] | None, field: str) -> A
         raise InvalidInputError(f"{field} has none of the rank_fields {list(rank_fields)}, "
                                 f"got keys {sorted(raw)}")
     return {"text": "\n".join(lines)}
+
+
+def _with_passage(echo: dict[str, Any], chunk: tuple[int, int] | None) -> dict[str, Any]:
+    """A chunked text's echo gains ``passage``: the best window alone (m0rank extension)."""
+    text = echo.get("text")
+    if chunk is None or not isinstance(text, str):
+        return echo
+    return {**echo, "passage": text[chunk[0]:chunk[1]]}
 
 
 def _echo(raw: Any, document: Document) -> dict[str, Any]:
