@@ -208,6 +208,7 @@ class Int8MiniLm:
                 module = torch.ao.quantization.quantize_dynamic(
                     module, {torch.nn.Linear}, dtype=torch.qint8)
         self.module = module
+        self.int8 = int8
         self._lock = threading.Lock()  # a Rust tokenizer with truncation set is shared state
 
     def cut(self, text: str, max_tokens: int) -> str:
@@ -219,7 +220,14 @@ class Int8MiniLm:
         return text[: encoding.offsets[max_tokens - 1][1]]
 
     def encode(self, texts: list[str]) -> np.ndarray:
-        """Unit vectors, shape (len(texts), 384)."""
+        """Unit vectors, shape (len(texts), 384). With int8 layers each text runs alone:
+        dynamic quantisation scales activations per batch, so batching texts together would
+        make a text's vector depend on its batch mates (and a pair's score on its call)."""
+        if self.int8 and len(texts) > 1:
+            return np.concatenate([self._encode([text]) for text in texts])
+        return self._encode(texts)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
         import torch
 
         with self._lock:
