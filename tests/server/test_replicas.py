@@ -177,7 +177,14 @@ def test_retry_that_fails_too_is_a_clear_503(tmp_path: Path,
         await asyncio.sleep(0.2)
         os.kill(pid, signal.SIGKILL)
         await asyncio.wait_for(task, 60)
+        assert pool.unavailable() is None or "replicas are down" in pool.unavailable()
+        deadline = time.monotonic() + 60  # its restarts keep failing: then it gives up
+        while pool.unavailable() is None:
+            assert time.monotonic() < deadline, "the pool never reported itself down"
+            await asyncio.sleep(0.2)
+        unavailable.append(pool.unavailable())
 
+    unavailable: list[str | None] = []
     try:
         asyncio.run(scenario())
     finally:
@@ -188,6 +195,7 @@ def test_retry_that_fails_too_is_a_clear_503(tmp_path: Path,
         assert "the model process scoring this request stopped: replica 0 (exit code -9); " \
                "no other replica could take it over" in str(outcome)
     assert pool.stats().failed_batches == 2
+    assert unavailable == ["all 1 model replicas are down; see the server log"]  # /ready: 503
 
 
 def test_a_replica_that_cannot_load_stops_the_start(tmp_path: Path) -> None:

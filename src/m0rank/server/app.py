@@ -75,6 +75,8 @@ def create_app(settings: ServerSettings, reranker: Reranker, *,
                                                      max_wait_ms=settings.max_batch_wait_ms),
                       observer=metrics, runner=replicas)
     lifecycle = Lifecycle()
+    if replicas is not None:
+        lifecycle.add_health_check(replicas.unavailable)
     limits = KeyLimits(settings.rpm_limit, settings.tpm_limit)
     service = RerankService(settings=settings, batcher=batcher, resolver=resolver,
                             lifecycle=lifecycle, limits=limits)

@@ -41,6 +41,12 @@ class Lifecycle:
     def __init__(self) -> None:
         self.state = State.STARTING
         self._drain_listeners: list[Callable[[], None]] = []
+        self._health_checks: list[Callable[[], str | None]] = []
+
+    def add_health_check(self, check: Callable[[], str | None]) -> None:
+        """``check()`` returns why the server cannot serve (e.g. every model replica is down)
+        or ``None``; ``/ready`` answers 503 with that reason while it is not ``None``."""
+        self._health_checks.append(check)
 
     def on_drain(self, listener: Callable[[], None]) -> None:
         """Call ``listener`` once when draining begins (from the signal handler's thread)."""
@@ -94,6 +100,10 @@ class Lifecycle:
             raise ServiceUnavailableError("the model is still warming up")
         if self.state is State.FAILED:
             raise ServiceUnavailableError("the model failed to warm up; see the server log")
+        for check in self._health_checks:
+            reason = check()
+            if reason is not None:
+                raise ServiceUnavailableError(reason)
 
 
 def draining_server(config: Any, lifecycle: Lifecycle) -> Any:

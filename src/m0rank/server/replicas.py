@@ -282,6 +282,13 @@ class ReplicaPool:
         self._turn = (best.index + 1) % count
         return best
 
+    def unavailable(self) -> str | None:
+        """Why no window can run (every replica failed for good or stopped), else ``None``;
+        the server's ``/ready`` reports it."""
+        if self._started and self._all_failed():
+            return f"all {len(self._replicas)} model replicas are down; see the server log"
+        return None
+
     def _all_failed(self) -> bool:
         return all(r.state in (State.FAILED, State.STOPPED) for r in self._replicas)
 
