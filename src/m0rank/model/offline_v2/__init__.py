@@ -1,4 +1,4 @@
-"""The built-in CPU/offline default, second generation: multilingual USE v3 and int8 MiniLM
+"""The built-in CPU/offline default, second generation: multilingual USE v3 and MiniLM
 fused with a CJK/German-aware lexical score, OCR for images.
 
 Files: ``reranker`` (the family), ``encoders`` (dense side). The lexical scorer and OCR are

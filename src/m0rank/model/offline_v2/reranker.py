@@ -9,7 +9,7 @@ How a pair is scored:
 
 1. Text of each side: its text plus the OCR text of its images (cached per image).
 2. The pair's *path* is chosen by language: when query and document both read as English,
-   the ``english`` path uses MiniLM (int8), which is the best measured encoder on English-only
+   the ``english`` path uses MiniLM, which is the best measured encoder on English-only
    collections; every other pair (German, Chinese, mixed, cross-lingual) takes the
    ``multilingual`` path with USE multilingual v3, whose languages share one vector space.
 3. ``dense``: cosine of the path encoder's embeddings (cached per text, so a document ranked
@@ -86,7 +86,7 @@ class OfflineV2Settings:
     english: PathWeights = PathWeights(7.0, 6.0, -4.7)
     multilingual: PathWeights = PathWeights(9.0, 5.0, -5.0)
     minilm_max_tokens: int = 256
-    minilm_int8: bool = True
+    minilm_int8: bool = False  # int8 vectors depend on batch mates unless run one by one
     use_threads: int = 2
     sentence_weight: float = 0.5  # multilingual path: share of the best sentence's cosine
     encoder_batch_size: int = 32
