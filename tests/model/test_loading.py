@@ -137,3 +137,32 @@ def test_device_and_dtype_validation(m0_checkpoint: Path) -> None:
 def test_cuda_bf16_scores_close_to_cpu_fp32(m0_checkpoint: Path, reranker: Reranker) -> None:
     gpu = Reranker.from_pretrained(m0_checkpoint)  # auto: cuda + bf16
     np.testing.assert_allclose(_scores(gpu), _scores(reranker), atol=2e-2)
+
+
+def test_empty_init_from_many_threads_leaves_torch_init_and_dtype_intact() -> None:
+    """transformers' no_init_weights patches torch process-wide; overlapping uses from
+    threads once left the no-op in place and every later model held NaN weights."""
+    import threading
+
+    import torch
+
+    from m0rank.model.loading import empty_init
+
+    genuine = torch.nn.init.normal_
+    barrier = threading.Barrier(4)
+
+    def build() -> None:
+        barrier.wait()
+        for _ in range(20):
+            with empty_init(torch.device("cpu"), torch.bfloat16):
+                torch.nn.Linear(4, 4)
+
+    threads = [threading.Thread(target=build) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert torch.nn.init.normal_ is genuine
+    assert torch.get_default_dtype() == torch.float32
+    weights = torch.nn.Linear(64, 64).weight
+    assert torch.isfinite(weights).all() and weights.std() > 0

@@ -15,12 +15,17 @@ from __future__ import annotations
 import json
 import logging
 import os
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from m0rank.errors import ModelLoadError, ModelNotFoundError
 
 __all__ = [
+    "empty_init",
     "resolve_checkpoint_dir",
     "read_config",
     "read_safetensors",
@@ -148,3 +153,49 @@ def load_exact(module: Any, state: dict[str, Any], source: str, layout: str,
     except RuntimeError as exc:
         raise ModelLoadError(f"{source}: tensor shapes do not match config.json: "
                              f"{str(exc)[:300]}") from None
+
+
+# transformers' no_init_weights() swaps torch's init functions process-wide and puts back what
+# it found: two threads loading models at once (m0rank batch --workers, a server warming up
+# while a test builds a checkpoint) could leave the no-op in place for good, and every model
+# built afterwards would hold uninitialised memory (NaN scores). One lock serialises our uses,
+# and the genuine functions, captured on first use, are put back unconditionally.
+_INIT_LOCK = threading.RLock()
+_GENUINE_INIT: dict[str, dict[str, Any]] = {}
+
+
+@contextmanager
+def empty_init(device: Any, dtype: Any = None) -> Iterator[None]:
+    """Build a module's parameters on ``device`` (in ``dtype``) without random initialisation,
+    because the checkpoint's weights overwrite them at once.
+
+    Thread-safe, and leaves torch's init functions and default dtype as they were even when
+    another library misbehaves (see the comment above).
+    """
+    import torch
+    from transformers.initialization import (
+        TORCH_INIT_FUNCTIONS,
+        TORCH_MODULES_TO_PATCH,
+        no_init_weights,
+    )
+
+    with _INIT_LOCK:
+        if not _GENUINE_INIT:
+            for module_name in TORCH_MODULES_TO_PATCH:
+                module = sys.modules.get(module_name)
+                if module is not None:
+                    _GENUINE_INIT[module_name] = {
+                        name: getattr(module, name) for name in TORCH_INIT_FUNCTIONS
+                        if hasattr(module, name)}
+        previous = torch.get_default_dtype()
+        if dtype is not None:
+            torch.set_default_dtype(dtype)
+        try:
+            with no_init_weights(), device:
+                yield
+        finally:
+            torch.set_default_dtype(previous)
+            for module_name, functions in _GENUINE_INIT.items():
+                module = sys.modules[module_name]
+                for name, function in functions.items():
+                    setattr(module, name, function)

@@ -33,7 +33,7 @@ import torch
 from m0rank.config import ScoreOptions
 from m0rank.errors import InvalidInputError, ModelLoadError
 from m0rank.model.base import LoadOptions, LoraTargets, PreparedPair, RerankerArchitecture
-from m0rank.model.loading import load_exact, read_safetensors
+from m0rank.model.loading import empty_init, load_exact, read_safetensors
 from m0rank.model.lora import load_merged_adapter, read_adapter_config
 from m0rank.types import Document
 
@@ -71,7 +71,6 @@ class BertCrossEncoderReranker(RerankerArchitecture):
         """Build transformers' module from ``config.json`` and load the weights strictly; an
         adapter folder (``m0rank train --save adapter``) is merged into its base."""
         from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
-        from transformers.initialization import no_init_weights
 
         adapter = read_adapter_config(path)
         if adapter is not None:
@@ -82,7 +81,7 @@ class BertCrossEncoderReranker(RerankerArchitecture):
             raise ModelLoadError(f"{path}: a reranker needs num_labels = 1, config.json has "
                                  f"{hf_config.num_labels}")
         device = torch.device(options.device)
-        with no_init_weights(), device:
+        with empty_init(device):
             module = BertForSequenceClassification(hf_config)
         state = {k: v for k, v in read_safetensors(path).items() if k not in _IGNORED}
         expected = {k for k in module.state_dict() if k not in _IGNORED}

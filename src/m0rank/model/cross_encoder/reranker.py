@@ -39,7 +39,7 @@ import torch
 from m0rank.config import ScoreOptions
 from m0rank.errors import InvalidInputError, ModelLoadError
 from m0rank.model.base import LoadOptions, LoraTargets, PreparedPair, RerankerArchitecture
-from m0rank.model.loading import load_exact, read_safetensors
+from m0rank.model.loading import empty_init, load_exact, read_safetensors
 from m0rank.model.lora import load_merged_adapter, read_adapter_config
 from m0rank.types import Document
 
@@ -103,7 +103,6 @@ class CrossEncoderReranker(RerankerArchitecture):
             XLMRobertaConfig,
             XLMRobertaForSequenceClassification,
         )
-        from transformers.initialization import no_init_weights
 
         hf_config = XLMRobertaConfig.from_dict(
             {k: v for k, v in config.items() if k not in _CONFIG_DROP})
@@ -111,7 +110,7 @@ class CrossEncoderReranker(RerankerArchitecture):
             raise ModelLoadError(f"{path}: a reranker needs num_labels = 1, config.json has "
                                  f"{hf_config.num_labels}")
         device = torch.device(options.device)
-        with no_init_weights(), device:
+        with empty_init(device):
             module = XLMRobertaForSequenceClassification(hf_config)
         state = _read_weights(path)
         jina = any(_WQKV.match(name) for name in state)

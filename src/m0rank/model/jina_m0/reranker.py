@@ -29,8 +29,7 @@ left-padded path.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -49,7 +48,7 @@ from m0rank.model.jina_m0.inputs import (
     resolve_image_features,
 )
 from m0rank.model.jina_m0.prompt import format_m0_prompt
-from m0rank.model.loading import read_safetensors
+from m0rank.model.loading import empty_init, read_safetensors
 from m0rank.model.lora import load_merged_adapter, read_adapter_config
 from m0rank.model.qwen2vl.collate import QWEN2_PAD_TOKEN_ID
 from m0rank.model.qwen2vl.inputs import Qwen2VLInputEncoder
@@ -183,7 +182,7 @@ class JinaM0Reranker(RerankerArchitecture):
         ignored = ("architectures", "auto_map", "torch_dtype", "dtype")
         qwen_config = Qwen2VLConfig.from_dict({k: v for k, v in config.items() if k not in ignored})
         device = torch.device(options.device)
-        with _empty_init(options.dtype, device):
+        with empty_init(device, options.dtype):
             module = JinaM0Module(qwen_config)
         state = to_module_names(read_safetensors(path), source=str(path))
         load_qwen2vl_state(module, state, str(path), "jina-reranker-m0")
@@ -310,20 +309,6 @@ def to_module_names(state: dict[str, torch.Tensor], source: str) -> dict[str, to
     ``lm_head.*`` is dropped in both.
     """
     return to_nested_names(state, source, dropped_prefixes=_DROPPED_PREFIXES)
-
-
-@contextmanager
-def _empty_init(dtype: torch.dtype, device: torch.device) -> Iterator[None]:
-    """Allocate parameters directly in ``dtype`` on ``device`` and skip random init."""
-    from transformers.initialization import no_init_weights
-
-    previous = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        with no_init_weights(), device:
-            yield
-    finally:
-        torch.set_default_dtype(previous)
 
 
 def _distinct(prompts: list[M0Prompt]) -> tuple[list[M0Prompt], list[int]]:

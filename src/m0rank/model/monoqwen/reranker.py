@@ -35,7 +35,7 @@ import torch
 from m0rank.config import ScoreOptions
 from m0rank.errors import InputTooLargeError, InvalidInputError
 from m0rank.model.base import LoadOptions, PreparedPair, RerankerArchitecture
-from m0rank.model.loading import read_config, read_safetensors
+from m0rank.model.loading import empty_init, read_config, read_safetensors
 from m0rank.model.lora import merge_adapter, read_adapter_config, resolve_adapter_base
 from m0rank.model.qwen2vl.collate import QWEN2_PAD_TOKEN_ID, left_pad
 from m0rank.model.qwen2vl.inputs import EncodedPrompt, Qwen2VLInputEncoder
@@ -144,11 +144,10 @@ class MonoQwenReranker(RerankerArchitecture):
 def _build_base(base: Path, config: dict[str, Any], options: LoadOptions) -> Any:
     """transformers' ``Qwen2VLForConditionalGeneration`` with the base weights, either naming."""
     from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
-    from transformers.initialization import no_init_weights
 
     qwen_config = Qwen2VLConfig.from_dict({k: v for k, v in config.items()
                                            if k not in _CONFIG_DROP})
-    with no_init_weights(), torch.device(options.device):
+    with empty_init(torch.device(options.device)):
         module = Qwen2VLForConditionalGeneration(qwen_config)
     state = {flat_to_nested(k): v for k, v in read_safetensors(base).items()}
     expected = set(module.state_dict())
