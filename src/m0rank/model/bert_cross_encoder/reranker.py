@@ -55,6 +55,7 @@ class BertCrossEncoderReranker(RerankerArchitecture):
     """``[CLS] query [SEP] document [SEP]`` through BERT and a one-logit head; ``sigmoid``."""
 
     architecture_names: ClassVar[tuple[str, ...]] = ("BertForSequenceClassification",)
+    reads_text_layer: ClassVar[bool] = True  # reads text: a PDF page's text layer, no OCR
 
     def __init__(self, module: Any, tokenizer: Any, device: torch.device, max_length: int,
                  model_name: str = "bert-cross-encoder") -> None:

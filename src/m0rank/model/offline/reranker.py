@@ -101,6 +101,7 @@ class OfflineReranker(RerankerArchitecture):
     # preprocess is thread-safe (locked caches and tokenizer, per-thread stemmers), so the
     # engine runs it on several threads and OCR subprocesses use both cores
     parallel_preprocess: ClassVar[bool] = True
+    reads_text_layer: ClassVar[bool] = True  # reads text: a PDF page's text layer, no OCR
 
     def __init__(self, settings: OfflineSettings, encoder: MiniLmEncoder,
                  lexical: LexicalScorer, ocr: CachedOcr | None,

@@ -142,6 +142,7 @@ class OfflineRerankerV2(RerankerArchitecture):
 
     architecture_names: ClassVar[tuple[str, ...]] = ("M0RankOfflineRerankerV2",)
     parallel_preprocess: ClassVar[bool] = True  # locked caches, per-thread stemmers
+    reads_text_layer: ClassVar[bool] = True  # reads text: a PDF page's text layer, no OCR
 
     def __init__(self, settings: OfflineV2Settings, encoders: dict[str, Any],
                  lexical: LexicalScorer, ocr: CachedOcr | None,
