@@ -60,3 +60,21 @@ def test_unknown_tokenizer_is_refused() -> None:
     with pytest.raises(InvalidInputError, match=re.escape("tokenizer must be one of auto, "
                                                           "bm25s-en, english")):
         choose_tokenizer("c", ["x"], "klingon")
+
+
+def test_eval_options_and_cli_take_the_bm25_tokenizer() -> None:
+    import argparse
+
+    import pytest
+
+    from m0rank.cli.eval import add_arguments
+    from m0rank.errors import InvalidInputError
+    from m0rank.eval.runner import EvalOptions
+
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    args = parser.parse_args(["--data", "d", "--bm25-tokenizer", "chinese-jieba"])
+    assert args.bm25_tokenizer == "chinese-jieba"
+    assert EvalOptions(bm25_tokenizer="chinese").bm25_tokenizer == "chinese"
+    with pytest.raises(InvalidInputError, match="bm25_tokenizer must be one of auto, "):
+        EvalOptions(bm25_tokenizer="klingon")

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from m0rank.cli.common import add_model_arguments, model_kwargs
 from m0rank.errors import InvalidInputError
+from m0rank.eval.first_stage import TOKENIZERS
 from m0rank.eval.runner import EvalOptions
 
 if TYPE_CHECKING:
@@ -47,6 +48,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                             "bm25 when queries and documents have text, else all")
     stage.add_argument("--run", dest="run_file", type=Path, default=None, metavar="FILE",
                        help="TREC run file to rerank instead (applies to every --data)")
+    stage.add_argument("--bm25-tokenizer", choices=TOKENIZERS, default=EvalOptions.bm25_tokenizer,
+                       help="tokens of the BM25 first stage (default auto: by the collection's "
+                            "script and language; chinese / chinese-jieba for Chinese data)")
     stage.add_argument("--top-k", type=int, default=EvalOptions.top_k,
                        help=f"candidates reranked per query (default {EvalOptions.top_k})")
     model = add_model_arguments(parser, several_models=True)
@@ -97,7 +101,8 @@ def _options(args: argparse.Namespace) -> EvalOptions:
     return EvalOptions(split=args.split, max_queries=args.max_queries,
                        first_stage=args.first_stage, run_file=args.run_file, top_k=args.top_k,
                        metrics=metrics, max_length=args.max_length,
-                       show_progress=not args.no_progress)
+                       show_progress=not args.no_progress,
+                       bm25_tokenizer=args.bm25_tokenizer)
 
 
 def _cache(args: argparse.Namespace) -> CacheSpec | None:

@@ -31,6 +31,7 @@ from m0rank.eval.datasets import (
     load_winoground,
 )
 from m0rank.eval.first_stage import (
+    TOKENIZERS,
     Run,
     all_documents_run,
     bm25_run,
@@ -89,6 +90,8 @@ class EvalOptions:
         metrics: Metric names; the first is the table's headline.
         max_length: Longest prompt in tokens (``None``: the model's default).
         show_progress: Progress bars over queries.
+        bm25_tokenizer: Tokens of the BM25 first stage (``m0rank.eval.TOKENIZERS``;
+            ``auto`` chooses by the collection's script and language).
 
     Raises:
         InvalidInputError: An unknown metric or first stage, or ``top_k`` < 1.
@@ -102,8 +105,12 @@ class EvalOptions:
     metrics: tuple[str, ...] = DEFAULT_METRICS
     max_length: int | None = None
     show_progress: bool = False
+    bm25_tokenizer: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.bm25_tokenizer not in TOKENIZERS:
+            raise InvalidInputError(f"bm25_tokenizer must be one of {', '.join(TOKENIZERS)}, "
+                                    f"got {self.bm25_tokenizer!r}")
         if self.top_k < 1:
             raise InvalidInputError(f"top_k must be >= 1, got {self.top_k}")
         if self.first_stage not in _FIRST_STAGES:
@@ -325,7 +332,8 @@ def load_dataset(path: Path, options: EvalOptions) -> Dataset:
     if options.first_stage == "all" or (options.first_stage == "auto"
                                         and not _has_text(collection)):
         return BeirDataset(collection, all_documents_run(collection), ALL_DOCUMENTS)
-    return BeirDataset(collection, bm25_run(collection, k=options.top_k), "BM25")
+    return BeirDataset(collection, bm25_run(collection, k=options.top_k,
+                                                   tokenizer=options.bm25_tokenizer), "BM25")
 
 
 def first_stage_rows(datasets: Sequence[Dataset],
