@@ -123,15 +123,7 @@ class OfflineReranker(RerankerArchitecture):
         settings = OfflineSettings.from_config(config)
         encoder = MiniLmEncoder(bundled_minilm_dir(), settings.encoder_max_tokens,
                                 options.device)
-        try:
-            idf = IdfTable.load(path / settings.idf_table)
-        except (OSError, ValueError, KeyError) as exc:
-            raise ModelLoadError(f"{path / settings.idf_table}: cannot read IDF table: "
-                                 f"{exc}") from None
-        lexical = LexicalScorer(idf=idf, k1=settings.bm25_k1, b=settings.bm25_b,
-                                avgdl=settings.bm25_avgdl)
-        engine = select_ocr_engine(list(settings.ocr_languages), settings.ocr_min_confidence)
-        ocr = CachedOcr(engine, settings.ocr_cache_entries) if engine is not None else None
+        lexical, ocr = load_lexical_and_ocr(path, settings)
         return cls(settings, encoder, lexical, ocr, options.model_name or "m0rank-offline")
 
     def preprocess(self, query: Document, document: Document, options: ScoreOptions,
@@ -222,3 +214,17 @@ class OfflineReranker(RerankerArchitecture):
     def _encode(self, chunk: list[tuple[int, ...]]) -> np.ndarray:
         return self.encoder.encode(chunk)
 
+
+def load_lexical_and_ocr(path: Path, settings: Any) -> tuple[LexicalScorer, CachedOcr | None]:
+    """The BM25 scorer over the folder's IDF table and a cached OCR engine (``None`` when none
+    is installed), shared by both generations of the offline model; ``settings`` names the
+    table, the BM25 parameters and the OCR languages."""
+    try:
+        idf = IdfTable.load(path / settings.idf_table)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ModelLoadError(f"{path / settings.idf_table}: cannot read IDF table: "
+                             f"{exc}") from None
+    lexical = LexicalScorer(idf=idf, k1=settings.bm25_k1, b=settings.bm25_b,
+                            avgdl=settings.bm25_avgdl)
+    engine = select_ocr_engine(list(settings.ocr_languages), settings.ocr_min_confidence)
+    return lexical, CachedOcr(engine, settings.ocr_cache_entries) if engine is not None else None

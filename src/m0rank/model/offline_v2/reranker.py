@@ -44,8 +44,9 @@ from cachetools import LRUCache
 from m0rank.config import ScoreOptions
 from m0rank.errors import ModelLoadError
 from m0rank.model.base import LoadOptions, PreparedPair, RerankerArchitecture
-from m0rank.model.offline.lexical import IdfTable, LexicalScorer
-from m0rank.model.offline.ocr import CachedOcr, read_side, select_ocr_engine
+from m0rank.model.offline.lexical import LexicalScorer
+from m0rank.model.offline.ocr import CachedOcr, read_side
+from m0rank.model.offline.reranker import load_lexical_and_ocr
 from m0rank.model.offline_v2.encoders import Int8MiniLm, UseEncoder
 from m0rank.terms import detect_language, index_terms
 from m0rank.types import CacheStats, Document
@@ -166,15 +167,7 @@ class OfflineRerankerV2(RerankerArchitecture):
         settings = OfflineV2Settings.from_config(config)
         encoders = {ENGLISH: Int8MiniLm(settings.minilm_max_tokens, settings.minilm_int8),
                     MULTILINGUAL: UseEncoder(settings.use_threads)}
-        try:
-            idf = IdfTable.load(path / settings.idf_table)
-        except (OSError, ValueError, KeyError) as exc:
-            raise ModelLoadError(f"{path / settings.idf_table}: cannot read IDF table: "
-                                 f"{exc}") from None
-        lexical = LexicalScorer(idf=idf, k1=settings.bm25_k1, b=settings.bm25_b,
-                                avgdl=settings.bm25_avgdl)
-        engine = select_ocr_engine(list(settings.ocr_languages), settings.ocr_min_confidence)
-        ocr = CachedOcr(engine, settings.ocr_cache_entries) if engine is not None else None
+        lexical, ocr = load_lexical_and_ocr(path, settings)
         return cls(settings, encoders, lexical, ocr, options.model_name or "m0rank-offline")
 
     def preprocess(self, query: Document, document: Document, options: ScoreOptions,
