@@ -14,10 +14,11 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from m0rank.config import ImageSizing, ScoreOptions
-from m0rank.errors import UnsupportedOperationError
+from m0rank.errors import InvalidInputError, UnsupportedOperationError
 from m0rank.types import CacheStats, Document
 
-__all__ = ["PreparedPair", "LoadOptions", "LoraTargets", "RerankerArchitecture", "display_name"]
+__all__ = ["PreparedPair", "LoadOptions", "LoraTargets", "RerankerArchitecture", "display_name",
+           "require_text_pair"]
 
 
 @dataclass(frozen=True)
@@ -181,3 +182,15 @@ class RerankerArchitecture(ABC):
 def display_name(name_or_path: str) -> str:
     """``"jina-reranker-m0"`` from a hub id or a folder (``"/models/jina-reranker-m0/"``)."""
     return Path(str(name_or_path).rstrip("/")).name
+
+
+def require_text_pair(query: Document, document: Document, field: str, model_name: str) -> None:
+    """Refuse a pair a text-only family cannot read (an image on either side).
+
+    Raises:
+        InvalidInputError: Naming the side (``query`` or ``field``) and the model.
+    """
+    for side, item in (("query", query), (field, document)):
+        if item.images or item.text is None:
+            raise InvalidInputError(f"{side}: {model_name} is a text cross-encoder and cannot "
+                                    f"read images")

@@ -31,8 +31,14 @@ from typing import Any, ClassVar
 import torch
 
 from m0rank.config import ScoreOptions
-from m0rank.errors import InvalidInputError, ModelLoadError
-from m0rank.model.base import LoadOptions, LoraTargets, PreparedPair, RerankerArchitecture
+from m0rank.errors import ModelLoadError
+from m0rank.model.base import (
+    LoadOptions,
+    LoraTargets,
+    PreparedPair,
+    RerankerArchitecture,
+    require_text_pair,
+)
 from m0rank.model.loading import empty_init, load_exact, read_safetensors
 from m0rank.model.lora import load_merged_adapter, read_adapter_config
 from m0rank.types import Document
@@ -97,10 +103,7 @@ class BertCrossEncoderReranker(RerankerArchitecture):
     def preprocess(self, query: Document, document: Document, options: ScoreOptions,
                    field: str) -> PreparedPair:
         """Token ids and token types of the pair, truncated longest-first as the card does."""
-        for side, item in (("query", query), (field, document)):
-            if item.images or item.text is None:
-                raise InvalidInputError(f"{side}: {self.model_name} is a text cross-encoder "
-                                        f"and cannot read images")
+        require_text_pair(query, document, field, self.model_name)
         encoded = self.tokenizer(query.text, document.text, truncation=True,
                                  max_length=min(options.max_length, self.max_length))
         payload = (list(encoded["input_ids"]), list(encoded["token_type_ids"]))

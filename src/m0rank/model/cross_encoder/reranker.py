@@ -37,8 +37,14 @@ from typing import Any, ClassVar
 import torch
 
 from m0rank.config import ScoreOptions
-from m0rank.errors import InvalidInputError, ModelLoadError
-from m0rank.model.base import LoadOptions, LoraTargets, PreparedPair, RerankerArchitecture
+from m0rank.errors import ModelLoadError
+from m0rank.model.base import (
+    LoadOptions,
+    LoraTargets,
+    PreparedPair,
+    RerankerArchitecture,
+    require_text_pair,
+)
 from m0rank.model.loading import empty_init, load_exact, read_safetensors
 from m0rank.model.lora import load_merged_adapter, read_adapter_config
 from m0rank.types import Document
@@ -129,10 +135,7 @@ class CrossEncoderReranker(RerankerArchitecture):
     def preprocess(self, query: Document, document: Document, options: ScoreOptions,
                    field: str) -> PreparedPair:
         """``<s> query </s></s> document </s>``, truncated longest-first as the cards do."""
-        for side, item in (("query", query), (field, document)):
-            if item.images or item.text is None:
-                raise InvalidInputError(f"{side}: {self.model_name} is a text cross-encoder "
-                                        f"and cannot read images")
+        require_text_pair(query, document, field, self.model_name)
         limit = min(options.max_length, self.max_length)
         ids = self.tokenizer(query.text, document.text, truncation=True,
                              max_length=limit)["input_ids"]
