@@ -108,7 +108,7 @@ class Trainer:
                                                  max_pixels=args.max_pixels, vision_cache_bytes=0)
         self.model = self.reranker.model
         self.module = self.model.trainable_module()  # fails early for families that cannot train
-        self.device = torch.device(getattr(self.model, "device", "cpu"))
+        self.device = next(self.module.parameters()).device  # where from_pretrained put it
         self.bf16 = _use_bf16(args.bf16, self.device)
         self.examples = list(examples) if examples is not None else load_examples(
             args, self.reranker)
