@@ -20,7 +20,7 @@ from collections.abc import Callable
 import numpy as np
 from offline_data import collection, write_result
 
-from m0rank.model.offline_v2.encoders import Int8MiniLm, UseEncoder
+from m0rank.model.offline_v2.encoders import FusedMiniLm, UseEncoder
 from m0rank.model.offline_v2.reranker import sentences
 
 LANGS = ("en", "de", "zh")
@@ -66,7 +66,7 @@ def evaluate(encode: Encode) -> dict[str, object]:
 
 def main() -> None:
     """Measure the encoders and write the JSON report."""
-    use, minilm = UseEncoder(), Int8MiniLm()
+    use, minilm = UseEncoder(), FusedMiniLm(precision="int8")
     report: dict[str, object] = {
         "use_m3": evaluate(lambda texts, _: use.encode(texts)),
         "minilm_int8": evaluate(lambda texts, _: minilm.encode(texts)),

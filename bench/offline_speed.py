@@ -123,16 +123,20 @@ def page_speed(reranker: Reranker, pages: list[object]) -> dict[str, object]:
 def encoders(docs: list[str]) -> dict[str, object]:
     """Seconds for each candidate encoder to embed the 100 English documents."""
     from m0rank.model.offline.encoder import MiniLmEncoder, bundled_minilm_dir
-    from m0rank.model.offline_v2.encoders import Int8MiniLm, UseEncoder
+    from m0rank.model.offline_v2.encoders import FusedMiniLm, UseEncoder
 
     out: dict[str, object] = {}
     fp32 = MiniLmEncoder(bundled_minilm_dir())
     ids = [fp32.word_pieces(d)[0] for d in docs]
     out["minilm_fp32_torch"] = _timed(lambda: [fp32.encode(ids[i:i + 32])
                                                 for i in range(0, len(ids), 32)])
-    int8 = Int8MiniLm()
-    out["minilm_int8_torch"] = _timed(lambda: [int8.encode(docs[i:i + 32])
-                                                for i in range(0, len(docs), 32)])
+    for precision in ("fp32", "bf16", "int8"):  # int8: one text at a time, see FusedMiniLm
+        fused = FusedMiniLm(precision=precision)
+        out[f"minilm_{precision}_fused_torch"] = _timed(
+            lambda f=fused: [f.encode(docs[i:i + 32]) for i in range(0, len(docs), 32)])
+    int8 = FusedMiniLm(precision="int8")
+    out["minilm_int8_batched_torch_not_batch_independent"] = _timed(
+        lambda: [int8._encode(docs[i:i + 32]) for i in range(0, len(docs), 32)])  # noqa: SLF001
     out.update(_onnx_minilm(docs))
     use = UseEncoder()
     out["use_m3_numpy"] = _timed(lambda: use.encode(docs))
@@ -161,9 +165,9 @@ def _onnx_minilm(docs: list[str]) -> dict[str, object]:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError:
         return {"minilm_onnx": "onnx not installed (pip install onnx to export)"}
-    from m0rank.model.offline_v2.encoders import Int8MiniLm
+    from m0rank.model.offline_v2.encoders import FusedMiniLm
 
-    fp32 = Int8MiniLm(int8=False)
+    fp32 = FusedMiniLm(precision="fp32")
     pieces = [e.ids for e in fp32.tokenizer.encode_batch(docs)]
     folder = Path(os.environ.get("TMPDIR", "/tmp"))
     plain, quant = folder / "m0rank_minilm.onnx", folder / "m0rank_minilm_int8.onnx"

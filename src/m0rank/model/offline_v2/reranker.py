@@ -47,7 +47,7 @@ from m0rank.model.base import LoadOptions, PreparedPair, RerankerArchitecture
 from m0rank.model.offline.lexical import LexicalScorer
 from m0rank.model.offline.ocr import CachedOcr, read_side
 from m0rank.model.offline.reranker import load_lexical_and_ocr
-from m0rank.model.offline_v2.encoders import Int8MiniLm, UseEncoder
+from m0rank.model.offline_v2.encoders import FusedMiniLm, UseEncoder
 from m0rank.terms import detect_language, index_terms
 from m0rank.types import CacheStats, Document
 
@@ -87,8 +87,8 @@ class OfflineV2Settings:
     english: PathWeights = PathWeights(7.0, 6.0, -4.7)
     multilingual: PathWeights = PathWeights(9.0, 5.0, -5.0)
     minilm_max_tokens: int = 256
-    minilm_int8: bool = False  # int8 vectors depend on batch mates unless run one by one
-    use_threads: int = 2
+    minilm_precision: str = "auto"  # bf16 where the CPU has it natively, else fp32
+    use_threads: int = 1  # USE's micro-batches are small; a 2nd BLAS thread only contends
     sentence_weight: float = 0.5  # multilingual path: share of the best sentence's cosine
     encoder_batch_size: int = 32
     embedding_cache_entries: int = 8192
@@ -165,7 +165,7 @@ class OfflineRerankerV2(RerankerArchitecture):
     def load(cls, path: Path, config: dict[str, Any], options: LoadOptions) -> OfflineRerankerV2:
         """Both encoders from their wheels, the IDF table from ``path``, an OCR engine."""
         settings = OfflineV2Settings.from_config(config)
-        encoders = {ENGLISH: Int8MiniLm(settings.minilm_max_tokens, settings.minilm_int8),
+        encoders = {ENGLISH: FusedMiniLm(settings.minilm_max_tokens, settings.minilm_precision),
                     MULTILINGUAL: UseEncoder(settings.use_threads)}
         lexical, ocr = load_lexical_and_ocr(path, settings)
         return cls(settings, encoders, lexical, ocr, options.model_name or "m0rank-offline")
