@@ -7,7 +7,7 @@ figure and an ``m0rank eval`` figure of the same model on the same collection ag
 
 - Cranfield (``shared/data/cranfield``, or ``$M0RANK_CRANFIELD``): 1400 aeronautics
   abstracts, 225 queries, 1612 judgements.
-- ``bench/data/<name>``: XQuAD en/de/zh and CMRC 2018 (see ``bench/data/README.md``).
+- ``bench/data/<name>``: XQuAD en/de/zh, CMRC 2018 and CISI (see ``bench/data/README.md``).
 """
 
 from __future__ import annotations

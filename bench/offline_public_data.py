@@ -6,6 +6,10 @@ Sources (public, not written on this project; licences in ``bench/data/README.md
   translated; files ``xquad.{en,de,zh}.json`` of ``github.com/google-deepmind/xquad``.
 - CMRC 2018 (Cui et al. 2019, CC BY-SA 4.0): Chinese Wikipedia reading comprehension;
   ``squad-style-data/cmrc2018_{dev,trial}.json`` of ``github.com/ymcui/cmrc2018``.
+- CISI (Glasgow IR group's classic test collections): 1460 library-science abstracts, 112
+  queries of which 76 have judgements; files ``CISI.ALL``, ``CISI.QRY``, ``CISI.REL`` in the
+  SMART format (``.I`` id, ``.T`` title, ``.A`` authors, ``.W`` text, ``.X`` cross-references;
+  ``.B`` dates). Optional third argument.
 
 Each paragraph becomes a document; the first (non-empty) question of each paragraph becomes a query
 whose only relevant document is its paragraph (one query per paragraph, as in the issue's
@@ -13,7 +17,8 @@ table). ``xquad-<lang>`` folders also keep the paragraph order, so ``xquad-en`` 
 ``p17`` is the translation of ``xquad-zh`` document ``p17`` (used by the cross-lingual check).
 ``cmrc2018-trial`` is the *fitting* collection of the v2 fusion: it is in no reported figure.
 
-Usage: ``python bench/offline_public_data.py XQUAD_DIR CMRC_DIR`` writes ``bench/data/``.
+Usage: ``python bench/offline_public_data.py XQUAD_DIR CMRC_DIR [CISI_DIR]`` writes
+``bench/data/``.
 """
 
 from __future__ import annotations
@@ -51,9 +56,53 @@ def write_beir(name: str, rows: list[tuple[str, str]]) -> None:
     (folder / "qrels/test.tsv").write_text("\n".join(lines) + "\n")
 
 
+def smart_records(path: Path) -> dict[str, dict[str, str]]:
+    """Records of a SMART-format file: ``{id: {field letter: text}}``."""
+    records: dict[str, dict[str, str]] = {}
+    fields: dict[str, str] = {}
+    field = ""
+    for line in path.read_text(encoding="latin-1").splitlines():
+        if line.startswith(".I "):
+            fields = records.setdefault(line[3:].strip(), {})
+            field = ""
+        elif len(line) >= 2 and line[0] == "." and line[1].isalpha() and not line[2:].strip():
+            field = line[1]
+        elif field:
+            fields[field] = f"{fields.get(field, '')} {line.strip()}".strip()
+    return records
+
+
+def write_cisi(folder: Path) -> None:
+    """CISI in BEIR layout: title and abstract as the document, the query text, and the
+    judged pairs of ``CISI.REL`` (all relevant; queries without judgements are dropped)."""
+    docs = smart_records(folder / "CISI.ALL")
+    queries = smart_records(folder / "CISI.QRY")
+    judged: dict[str, set[str]] = {}
+    for line in (folder / "CISI.REL").read_text().splitlines():
+        parts = line.split()
+        if len(parts) >= 2:
+            judged.setdefault(parts[0], set()).add(parts[1])
+    out = OUT / "cisi"
+    (out / "qrels").mkdir(parents=True, exist_ok=True)
+    with (out / "corpus.jsonl").open("w", encoding="utf-8") as corpus:
+        for doc_id, fields in docs.items():
+            corpus.write(json.dumps({"_id": doc_id, "title": fields.get("T", ""),
+                                     "text": fields.get("W", "")}) + "\n")
+    with (out / "queries.jsonl").open("w", encoding="utf-8") as handle:
+        for query_id, fields in queries.items():
+            if query_id in judged:
+                handle.write(json.dumps({"_id": query_id, "text": fields.get("W", "")}) + "\n")
+    lines = ["query-id\tcorpus-id\tscore",
+             *(f"{q}\t{d}\t1" for q in sorted(judged, key=int)
+               for d in sorted(judged[q], key=int))]
+    (out / "qrels/test.tsv").write_text("\n".join(lines) + "\n")
+
+
 def main() -> None:
     """Convert the sources named on the command line."""
     xquad, cmrc = Path(sys.argv[1]), Path(sys.argv[2])
+    if len(sys.argv) > 3:
+        write_cisi(Path(sys.argv[3]))
     for lang in ("en", "de", "zh"):
         write_beir(f"xquad-{lang}", paragraphs(xquad / f"xquad.{lang}.json"))
     write_beir("cmrc2018-dev", paragraphs(cmrc / "cmrc2018_dev.json"))

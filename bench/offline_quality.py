@@ -1,7 +1,7 @@
 """Quality of ``m0rank-offline-v1`` and ``m0rank-offline`` (v2) side by side, through the API.
 
-1. Same-language collections (``offline_data``): Cranfield (en), XQuAD en/de/zh, CMRC 2018 dev
-   (zh). First stage ``m0rank.eval.bm25_run`` (tokens by the collection's script), its top 100
+1. Same-language collections (``offline_data``): Cranfield (en), CISI (en), XQuAD en/de/zh,
+   CMRC 2018 dev (zh). First stage ``m0rank.eval.bm25_run`` (tokens by the collection's script), its top 100
    reranked by each model with ``m0rank.eval.model_result``; nDCG@10.
 2. Cross-lingual check (XQuAD, CC BY-SA 4.0): a question in language A against all 240
    paragraphs in language B (its translation and 239 distractors); top-1 accuracy for every
@@ -10,15 +10,16 @@
    subset beside it). The grid also gives the calibration check: the share of questions
    whose relevant paragraph in B outscores every irrelevant paragraph in A.
 3. The same check with the paragraphs rendered as page images (Noto fonts, read by OCR) for
-   the first ``--pages`` paragraphs of each language (fewer distractors: say so when quoting).
+   the first ``--pages`` paragraphs of each language (default all 240; with fewer, there are
+   fewer distractors: say so when quoting). v1 answers the first ``--v1-queries`` here too.
 
 Nothing here is fitted: v2's weights come from ``bench/offline_fit_v2.py`` (Cranfield for the
 English path, so its Cranfield row is in-sample; the held-out figure is that script's 2-fold
 cross-validation) and v1's from Cranfield (its docs give the cross-validated figure).
 
-Usage: ``python bench/offline_quality.py [--queries N] [--pages N] [--skip-pages]
-[--skip-collections] [--out NAME]``; writes ``bench/results/offline_quality.json`` (or
-``NAME.json``).
+Usage: ``python bench/offline_quality.py [--queries N] [--pages N] [--parts text,collections,pages]
+[--collections a,b] [--out NAME]``; writes ``bench/results/offline_quality.json`` (or
+``NAME.json``). Parts can run as separate processes into separate files.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from m0rank.eval import bm25_run
 from m0rank.eval.runner import first_stage_result, model_result
 from m0rank.testing.checkset import render_passage
 
-COLLECTIONS = ("cranfield", "xquad-en", "xquad-de", "xquad-zh", "cmrc2018-dev")
+COLLECTIONS = ("cranfield", "cisi", "xquad-en", "xquad-de", "xquad-zh", "cmrc2018-dev")
 LANGS = ("en", "de", "zh")
 ISSUE_PAIRS = (("en", "zh"), ("zh", "en"), ("en", "de"), ("de", "en"))
 METRICS = ("ndcg@10",)
@@ -114,27 +115,31 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=240, help="XQuAD paragraphs (max 240)")
     parser.add_argument("--v1-queries", type=int, default=60,
                         help="questions v1 answers in the cross-lingual check")
-    parser.add_argument("--pages", type=int, default=30, help="paragraphs rendered as pages")
-    parser.add_argument("--skip-pages", action="store_true")
-    parser.add_argument("--skip-collections", action="store_true")
+    parser.add_argument("--pages", type=int, default=240, help="paragraphs rendered as pages")
+    parser.add_argument("--parts", default="text,collections,pages",
+                        help="comma-separated: text, collections, pages")
+    parser.add_argument("--collections", default=",".join(COLLECTIONS))
     parser.add_argument("--out", default="offline_quality", help="bench/results/<out>.json")
     args = parser.parse_args()
+    parts = set(args.parts.split(","))
     models = {"m0rank-offline-v1": Reranker.from_pretrained("m0rank-offline-v1"),
               "m0rank-offline": Reranker.from_pretrained("m0rank-offline")}
     report: dict[str, object] = {"first_stage": "m0rank.eval.bm25_run top 100 (Lucene k1 0.9 "
                                                  "b 0.4, tokenizer auto)"}
-    report["cross_lingual_text"] = cross_lingual(models, args.queries, False, args.v1_queries)
-    write_result(args.out, report)
-    if not args.skip_collections:
+    if "text" in parts:
+        report["cross_lingual_text"] = cross_lingual(models, args.queries, False,
+                                                     args.v1_queries)
+        write_result(args.out, report)
+    if "collections" in parts:
         rows: dict[str, object] = {}
         report["ndcg@10"] = rows
-        for name in COLLECTIONS:
+        for name in args.collections.split(","):
             rows[name] = same_language(models, name)
             write_result(args.out, report)
-    if not args.skip_pages:
+    if "pages" in parts:
         v1, v2 = models.values()
         v1.model.ocr = v2.model.ocr  # one OCR cache: each page is read once for both models
-        report["cross_lingual_pages"] = cross_lingual(models, args.pages, True, args.pages)
+        report["cross_lingual_pages"] = cross_lingual(models, args.pages, True, args.v1_queries)
     print(write_result(args.out, report).read_text())
 
 
