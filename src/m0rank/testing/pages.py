@@ -47,8 +47,10 @@ def render_page(
 ) -> Image.Image:
     """Render ``lines`` top to bottom on a white page, one text line per entry.
 
-    Long lines are wrapped at word boundaries (or characters, for CJK) to fit ``width``.
+    Long lines are wrapped at word boundaries (or characters, for CJK) to fit ``width``; a
+    newline inside an entry starts a new line (Pillow's text layout cannot measure one).
     """
+    lines = [part for line in lines for part in line.split("\n")]
     text = "\n".join(lines)
     font = ImageFont.truetype(str(find_font(cjk=has_cjk(text))), font_size)
     wrapped = [part for line in lines for part in _wrap(line, font, width - 2 * margin)]
