@@ -75,6 +75,23 @@ def test_jina_m0_merged_output_loads_everywhere_and_logs(family_checkpoints: dic
     assert "| ndcg@10 |" in card and "InfoNCE" in card and "LoRA r=4" in card
 
 
+def test_bf16_save_writes_the_released_dtype(family_checkpoints: dict, train_file: Path,
+                                              tmp_path: Path) -> None:
+    """``save_dtype="bfloat16"``: the released m0's dtype, every tensor and the config."""
+    from safetensors import safe_open
+
+    out = tmp_path / "bf16"
+    train(_args(family_checkpoints["jina_m0"], train_file, out, save_dtype="bfloat16"))
+    with safe_open(str(out / "model.safetensors"), "pt") as weights:
+        dtypes = {weights.get_tensor(name).dtype for name in weights.keys()}  # noqa: SIM118
+    assert dtypes == {torch.bfloat16}
+    assert json.loads((out / "config.json").read_text())["torch_dtype"] == "bfloat16"
+    fp32 = tmp_path / "fp32"
+    train(_args(family_checkpoints["jina_m0"], train_file, fp32))
+    np.testing.assert_allclose(_scores(Reranker.from_pretrained(out, device="cpu")),
+                               _scores(Reranker.from_pretrained(fp32, device="cpu")), atol=0.02)
+
+
 @pytest.mark.parametrize("family", ["jina_m0", "bert", "xlmr"])
 def test_adapter_and_merged_saves_score_the_same(family: str, family_checkpoints: dict,
                                                  train_file: Path, tmp_path: Path) -> None:
@@ -165,6 +182,7 @@ def test_vision_tower_stays_frozen_unless_asked(family_checkpoints: dict, train_
     ({"save": "adapter", "lora_r": 0}, "save='adapter' needs LoRA (lora_r > 0)"),
     ({"loss": "nope"}, "loss must be one of listwise, pairwise, bce, distill, got 'nope'"),
     ({"group_size": 1}, "group_size must be a number >= 2, got 1"),
+    ({"save_dtype": "int8"}, "save_dtype must be one of float32, bfloat16, float16, got 'int8'"),
 ])
 def test_bad_settings(family_checkpoints: dict, train_file: Path, tmp_path: Path,
                       overrides: dict, message: str) -> None:

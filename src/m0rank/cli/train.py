@@ -63,6 +63,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     opt.add_argument("--seed", type=int, default=0)
     run_group = parser.add_argument_group("run")
     run_group.add_argument("--save", choices=("merged", "adapter"), default="merged")
+    run_group.add_argument("--save-dtype", choices=("float32", "bfloat16", "float16"),
+                           default="float32",
+                           help="dtype of the saved weights (bfloat16: the released m0's)")
     run_group.add_argument("--resume", action="store_true",
                            help="continue from the newest checkpoint in OUT/checkpoints")
     run_group.add_argument("--eval-every", type=int, default=0, metavar="STEPS")
@@ -90,9 +93,10 @@ def run(args: argparse.Namespace) -> int:
 
 def _train_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     names = ("model", "data", "output", "eval_data", "loss", "group_size", "epochs", "lr",
-             "lora_r", "lora_alpha", "negatives", "save", "max_length", "max_pixels", "bf16",
-             "gradient_checkpointing", "resume", "seed", "groups_per_step", "max_batch_tokens",
-             "pairwise_kind", "distill_kind", "bce_weight", "eval_every", "save_every",
-             "eval_k", "keep_checkpoints", "negatives_model", "train_vision", "device")
+             "lora_r", "lora_alpha", "negatives", "save", "save_dtype", "max_length",
+             "max_pixels", "bf16", "gradient_checkpointing", "resume", "seed", "groups_per_step",
+             "max_batch_tokens", "pairwise_kind", "distill_kind", "bce_weight", "eval_every",
+             "save_every", "eval_k", "keep_checkpoints", "negatives_model", "train_vision",
+             "device")
     return {**{name: getattr(args, name) for name in names},
             "show_progress": not args.no_progress}

@@ -56,11 +56,17 @@ def count_parameters(module: Any) -> tuple[int, int]:
     return sum(p.numel() for p in params if p.requires_grad), sum(p.numel() for p in params)
 
 
-def save_merged(model: RerankerArchitecture, peft_model: Any, output: Path) -> None:
-    """Merge LoRA (if any) into the weights and write the family's released layout."""
+def save_merged(model: RerankerArchitecture, peft_model: Any, output: Path,
+                dtype: str = "float32") -> None:
+    """Merge LoRA (if any) into the weights, cast them to ``dtype`` and write the family's
+    released layout. The cast stays in memory, so what is evaluated after saving is what
+    was saved."""
+    import torch
+
     if peft_model is not None:
         peft_model.merge_and_unload()
-    model.trainable_module().eval()
+    module = model.trainable_module().eval()
+    module.to(getattr(torch, dtype))
     model.save_pretrained(output)
 
 

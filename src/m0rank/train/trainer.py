@@ -254,7 +254,7 @@ class Trainer:
         if self.args.save == "adapter":
             save_adapter(self.model, self.peft_model, self.output, _base_reference(self.args.model))
         else:
-            save_merged(self.model, self.peft_model, self.output)
+            save_merged(self.model, self.peft_model, self.output, self.args.save_dtype)
         after = bm25 = None
         if self.eval_set is not None:
             after = evaluate(self.reranker, self.eval_set, self.module, "after")
