@@ -101,6 +101,34 @@ def test_ocr_cache_is_bounded() -> None:
     assert (cache.hits, cache.misses, Counting.calls) == (1, 4, 4)
 
 
+def test_a_page_object_is_hashed_once_and_forgotten_when_freed(monkeypatch) -> None:
+    """A page scored against many queries must not be re-hashed per pair; an equal copy
+    still shares the cached text; a freed page leaves no memo entry behind."""
+    import gc
+
+    from m0rank.model.offline import ocr
+
+    class Reading:
+        name = "reading"
+
+        def read(self, image: object) -> str:
+            return "text"
+
+    hashed = []
+    real_key = ocr.image_cache_key
+    monkeypatch.setattr(ocr, "image_cache_key", lambda image, s: hashed.append(1) or
+                        real_key(image, s))
+    cache = CachedOcr(Reading())
+    page = render_passage("one")
+    for _ in range(5):
+        cache.read(page)
+    cache.read(page.copy())
+    assert len(hashed) == 2 and (cache.hits, cache.misses) == (5, 1)
+    del page
+    gc.collect()
+    assert len(cache._keys) == 0  # noqa: SLF001 - the memo must not outlive its images
+
+
 def test_settings_from_config_read_known_keys() -> None:
     settings = OfflineSettings.from_config({"w_dense": 2.0, "ocr_languages": ["eng"],
                                             "architectures": ["M0RankOfflineReranker"]})

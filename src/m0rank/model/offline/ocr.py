@@ -23,6 +23,7 @@ import logging
 import shutil
 import subprocess
 import threading
+import weakref
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -50,6 +51,20 @@ class OcrEngine(Protocol):
     def max_entries(self) -> int:
         """Most pages whose text is kept."""
         return int(self._cache.maxsize)
+
+    def _pixel_key(self, image: Image.Image) -> str:
+        """``image_cache_key`` of ``image``, remembered while the image object lives, so a
+        PIL image edited in place after it was first read keeps its earlier text (pass a
+        copy to have an edited page read again)."""
+        known = self._keys.get(id(image))
+        if known is not None and known[0]() is image:
+            return known[1]
+        key = image_cache_key(image, "ocr")
+        ident = id(image)
+        # The callback runs when the image is freed, before its id can be reused; dict.pop
+        # is atomic, so no lock (a lock here could be re-entered by the garbage collector).
+        self._keys[ident] = (weakref.ref(image, lambda _ref: self._keys.pop(ident, None)), key)
+        return key
 
     def stats(self) -> CacheStats:
         """Counters reported as ``cache="ocr"``."""
@@ -94,6 +109,20 @@ class TesseractOcr:
     def max_entries(self) -> int:
         """Most pages whose text is kept."""
         return int(self._cache.maxsize)
+
+    def _pixel_key(self, image: Image.Image) -> str:
+        """``image_cache_key`` of ``image``, remembered while the image object lives, so a
+        PIL image edited in place after it was first read keeps its earlier text (pass a
+        copy to have an edited page read again)."""
+        known = self._keys.get(id(image))
+        if known is not None and known[0]() is image:
+            return known[1]
+        key = image_cache_key(image, "ocr")
+        ident = id(image)
+        # The callback runs when the image is freed, before its id can be reused; dict.pop
+        # is atomic, so no lock (a lock here could be re-entered by the garbage collector).
+        self._keys[ident] = (weakref.ref(image, lambda _ref: self._keys.pop(ident, None)), key)
+        return key
 
     def stats(self) -> CacheStats:
         """Counters reported as ``cache="ocr"``."""
@@ -176,6 +205,20 @@ class RapidOcr:
         """Most pages whose text is kept."""
         return int(self._cache.maxsize)
 
+    def _pixel_key(self, image: Image.Image) -> str:
+        """``image_cache_key`` of ``image``, remembered while the image object lives, so a
+        PIL image edited in place after it was first read keeps its earlier text (pass a
+        copy to have an edited page read again)."""
+        known = self._keys.get(id(image))
+        if known is not None and known[0]() is image:
+            return known[1]
+        key = image_cache_key(image, "ocr")
+        ident = id(image)
+        # The callback runs when the image is freed, before its id can be reused; dict.pop
+        # is atomic, so no lock (a lock here could be re-entered by the garbage collector).
+        self._keys[ident] = (weakref.ref(image, lambda _ref: self._keys.pop(ident, None)), key)
+        return key
+
     def stats(self) -> CacheStats:
         """Counters reported as ``cache="ocr"``."""
         with self._lock:
@@ -200,6 +243,9 @@ class CachedOcr:
         self.engine = engine
         self.name = engine.name
         self._cache: LRUCache[str, str] = LRUCache(maxsize=max_entries)
+        # id(image) -> (weak reference, pixel key): a page object scored against many
+        # queries is hashed once, not once per pair (hashing a page costs milliseconds).
+        self._keys: dict[int, tuple[weakref.ref[Image.Image], str]] = {}
         self._lock = threading.Lock()
         self._reading: dict[str, threading.Event] = {}
         self.hits = 0
@@ -210,6 +256,20 @@ class CachedOcr:
         """Most pages whose text is kept."""
         return int(self._cache.maxsize)
 
+    def _pixel_key(self, image: Image.Image) -> str:
+        """``image_cache_key`` of ``image``, remembered while the image object lives, so a
+        PIL image edited in place after it was first read keeps its earlier text (pass a
+        copy to have an edited page read again)."""
+        known = self._keys.get(id(image))
+        if known is not None and known[0]() is image:
+            return known[1]
+        key = image_cache_key(image, "ocr")
+        ident = id(image)
+        # The callback runs when the image is freed, before its id can be reused; dict.pop
+        # is atomic, so no lock (a lock here could be re-entered by the garbage collector).
+        self._keys[ident] = (weakref.ref(image, lambda _ref: self._keys.pop(ident, None)), key)
+        return key
+
     def stats(self) -> CacheStats:
         """Counters reported as ``cache="ocr"``."""
         with self._lock:
@@ -219,7 +279,7 @@ class CachedOcr:
     def read(self, image: Image.Image) -> str:
         """Cached text of ``image``; a thread asking for an image that another thread is
         reading waits for that result instead of running the OCR twice."""
-        key = image_cache_key(image, "ocr")
+        key = self._pixel_key(image)
         with self._lock:
             cached = self._cache.get(key)
             if cached is not None:
