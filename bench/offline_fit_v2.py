@@ -3,9 +3,10 @@
 Each path gets ``logit = w_dense * dense + w_lexical * lexical + bias`` from a logistic
 regression with balanced classes over the model's own features (``OfflineRerankerV2.features``):
 
-- ``english`` (both sides English: MiniLM cosine (bf16 where the CPU has it) + BM25): fitted on **Cranfield** (BM25
-  top 100 of ``m0rank.eval.bm25_run``). Cranfield's held-out figure is therefore the 2-fold
-  cross-validation reported here (fit on odd-numbered queries, score the even ones, and back).
+- ``english`` (both sides English: MiniLM cosine, bf16 where the CPU has it, + BM25): fitted
+  on **Cranfield** (BM25 top 100 of ``m0rank.eval.bm25_run``). Cranfield's held-out figure
+  is therefore the 2-fold cross-validation reported here (fit on odd-numbered queries,
+  score the even ones, and back).
 - ``multilingual`` (every other pair: USE v3 cosine + BM25): fitted on **CMRC 2018 trial**
   (``bench/data/cmrc2018-trial``, BM25 top 100) and the project's **check set**
   (``m0rank.testing.checkset``: 12 topics, every query language against every passage
