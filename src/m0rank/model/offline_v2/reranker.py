@@ -91,7 +91,7 @@ class OfflineV2Settings:
     use_threads: int = 1  # USE's micro-batches are small; a 2nd BLAS thread only contends
     sentence_weight: float = 0.5  # multilingual path: share of the best sentence's cosine
     encoder_batch_size: int = 32
-    embedding_cache_entries: int = 8192
+    embedding_cache_entries: int = 32768  # USE vectors are 2 KB: at most 64 MB
     bm25_k1: float = 1.2
     bm25_b: float = 0.75
     bm25_avgdl: float = 150.0
