@@ -1,8 +1,8 @@
 """Quality of ``m0rank-offline-v1`` and ``m0rank-offline`` (v2) side by side, through the API.
 
 1. Same-language collections (``offline_data``): Cranfield (en), CISI (en), XQuAD en/de/zh,
-   CMRC 2018 dev (zh). First stage ``m0rank.eval.bm25_run`` (tokens by the collection's script), its top 100
-   reranked by each model with ``m0rank.eval.model_result``; nDCG@10.
+   CMRC 2018 dev (zh). First stage ``m0rank.eval.bm25_run`` (tokens by the collection's
+   script), its top 100 reranked by each model with ``m0rank.eval.model_result``; nDCG@10.
 2. Cross-lingual check (XQuAD, CC BY-SA 4.0): a question in language A against all 240
    paragraphs in language B (its translation and 239 distractors); top-1 accuracy for every
    ordered pair of en/de/zh (v2: all 240 questions; v1, which is about 10x slower per pair
@@ -77,9 +77,12 @@ def cross_lingual(models: dict[str, Reranker], n: int, pages: bool,
     started = time.perf_counter()
     grid = {(a, b): score_matrix(models[v2], queries[a], docs[b]) for a in LANGS for b in LANGS}
     report[v2] = {"queries": n, "top1": _top1(grid, n), "calibration": calibration(grid, n),
+                  "calibration_pairwise": calibration_pairwise(grid, n),
                   "seconds": round(time.perf_counter() - started, 1)}
     print("cross-lingual", "pages" if pages else "text", v2, report[v2], flush=True)
     m = min(v1_queries, n)
+    if m == 0:
+        return report
     started = time.perf_counter()
     subset = {(a, b): score_matrix(models[v1], queries[a][:m], docs[b]) for a, b in ISSUE_PAIRS}
     report[v1] = {"queries": m, "top1": _top1(subset, n),
@@ -106,6 +109,20 @@ def calibration(grid: dict[tuple[str, str], np.ndarray], n: int) -> dict[str, fl
             continue
         same = np.where(off_diagonal, grid[a, a], -np.inf).max(1)
         out[f"{a}->{b}"] = round(float((np.diag(matrix) > same).mean()), 3)
+    return out
+
+
+def calibration_pairwise(grid: dict[tuple[str, str], np.ndarray], n: int) -> dict[str, float]:
+    """Per A->B (A != B): over every query and every irrelevant paragraph in A, the share of
+    pairs where the query's relevant paragraph in B scores higher (the issue's "a relevant
+    cross-lingual document must outscore an irrelevant same-language one", pair by pair)."""
+    out = {}
+    off_diagonal = ~np.eye(n, dtype=bool)
+    for (a, b), matrix in grid.items():
+        if a == b:
+            continue
+        wins = np.diag(matrix)[:, None] > grid[a, a]
+        out[f"{a}->{b}"] = round(float(wins[off_diagonal].mean()), 4)
     return out
 
 
