@@ -47,31 +47,6 @@ class OcrEngine(Protocol):
 
     name: str
 
-    @property
-    def max_entries(self) -> int:
-        """Most pages whose text is kept."""
-        return int(self._cache.maxsize)
-
-    def _pixel_key(self, image: Image.Image) -> str:
-        """``image_cache_key`` of ``image``, remembered while the image object lives, so a
-        PIL image edited in place after it was first read keeps its earlier text (pass a
-        copy to have an edited page read again)."""
-        known = self._keys.get(id(image))
-        if known is not None and known[0]() is image:
-            return known[1]
-        key = image_cache_key(image, "ocr")
-        ident = id(image)
-        # The callback runs when the image is freed, before its id can be reused; dict.pop
-        # is atomic, so no lock (a lock here could be re-entered by the garbage collector).
-        self._keys[ident] = (weakref.ref(image, lambda _ref: self._keys.pop(ident, None)), key)
-        return key
-
-    def stats(self) -> CacheStats:
-        """Counters reported as ``cache="ocr"``."""
-        with self._lock:
-            return CacheStats(hits=self.hits, misses=self.misses, entries=len(self._cache),
-                              max_bytes=0)
-
     def read(self, image: Image.Image) -> str:
         """Text of ``image``, lines separated by newlines."""
         ...
@@ -104,31 +79,6 @@ class TesseractOcr:
     timeout: float = 60.0
     binary: str = "tesseract"
     name: str = "tesseract"
-
-    @property
-    def max_entries(self) -> int:
-        """Most pages whose text is kept."""
-        return int(self._cache.maxsize)
-
-    def _pixel_key(self, image: Image.Image) -> str:
-        """``image_cache_key`` of ``image``, remembered while the image object lives, so a
-        PIL image edited in place after it was first read keeps its earlier text (pass a
-        copy to have an edited page read again)."""
-        known = self._keys.get(id(image))
-        if known is not None and known[0]() is image:
-            return known[1]
-        key = image_cache_key(image, "ocr")
-        ident = id(image)
-        # The callback runs when the image is freed, before its id can be reused; dict.pop
-        # is atomic, so no lock (a lock here could be re-entered by the garbage collector).
-        self._keys[ident] = (weakref.ref(image, lambda _ref: self._keys.pop(ident, None)), key)
-        return key
-
-    def stats(self) -> CacheStats:
-        """Counters reported as ``cache="ocr"``."""
-        with self._lock:
-            return CacheStats(hits=self.hits, misses=self.misses, entries=len(self._cache),
-                              max_bytes=0)
 
     def read(self, image: Image.Image) -> str:
         """Run tesseract on ``image``; an engine failure is logged and reads as no text.
@@ -199,31 +149,6 @@ class RapidOcr:
 
         self._engine = RapidOCR()
         self.min_score = min_score
-
-    @property
-    def max_entries(self) -> int:
-        """Most pages whose text is kept."""
-        return int(self._cache.maxsize)
-
-    def _pixel_key(self, image: Image.Image) -> str:
-        """``image_cache_key`` of ``image``, remembered while the image object lives, so a
-        PIL image edited in place after it was first read keeps its earlier text (pass a
-        copy to have an edited page read again)."""
-        known = self._keys.get(id(image))
-        if known is not None and known[0]() is image:
-            return known[1]
-        key = image_cache_key(image, "ocr")
-        ident = id(image)
-        # The callback runs when the image is freed, before its id can be reused; dict.pop
-        # is atomic, so no lock (a lock here could be re-entered by the garbage collector).
-        self._keys[ident] = (weakref.ref(image, lambda _ref: self._keys.pop(ident, None)), key)
-        return key
-
-    def stats(self) -> CacheStats:
-        """Counters reported as ``cache="ocr"``."""
-        with self._lock:
-            return CacheStats(hits=self.hits, misses=self.misses, entries=len(self._cache),
-                              max_bytes=0)
 
     def read(self, image: Image.Image) -> str:
         """Detected lines with recognition score >= ``min_score``, top to bottom."""
