@@ -31,3 +31,18 @@ def test_language_and_script_detection() -> None:
     assert detect_language(["Wie hoch ist der Eiffelturm?"]) == "german"
     assert detect_language(["How tall is the tower?"]) == "english"
     assert cjk_share(["abc"]) == 0.0 and cjk_share(["铁塔"]) == 1.0
+
+
+def test_jieba_plus_bigrams_keeps_both_words_and_bigrams() -> None:
+    terms = index_terms("埃菲尔铁塔", chinese="jieba+bigrams")
+    assert terms == ["埃菲尔铁塔", "埃菲", "菲尔", "尔铁", "铁塔"]
+
+
+def test_unknown_chinese_mode_names_the_argument_and_value() -> None:
+    import pytest
+
+    from m0rank.errors import InvalidInputError
+
+    with pytest.raises(InvalidInputError, match="chinese must be one of jieba, bigrams, "
+                                                "jieba\\+bigrams, got 'words'"):
+        index_terms("铁塔", chinese="words")

@@ -15,8 +15,11 @@ Terms:
   diacritics folded (``Größe`` -> ``gross``), so text whose OCR dropped the umlauts matches.
   With a ``lexicon``, a long German word also yields its parts (``wasserversorgung`` ->
   ``wasser``, ``versorg``) when both are known words.
-- Chinese (CJK ideograph runs): jieba words (``chinese="jieba"``) or overlapping character
-  bigrams (``chinese="bigrams"``, no dictionary to load).
+- Chinese (CJK ideograph runs): jieba words (``chinese="jieba"``), overlapping character
+  bigrams (``chinese="bigrams"``, no dictionary to load), or both (``"jieba+bigrams"``: a
+  word the dictionary knows matches as a whole, and a word it splits differently, or a name
+  it does not know, still matches by its bigrams; the offline reranker's lexical side uses
+  this, chosen by measurement in ``bench/offline_fit_v2.py``).
 """
 
 from __future__ import annotations
@@ -27,11 +30,13 @@ import unicodedata
 from collections.abc import Callable, Container, Iterable
 from typing import Any
 
+from m0rank.errors import InvalidInputError
+
 __all__ = ["index_terms", "is_cjk", "fold", "detect_language", "cjk_share", "decompound",
            "LANGUAGES", "CHINESE_MODES"]
 
 LANGUAGES = ("english", "german", "chinese")
-CHINESE_MODES = ("jieba", "bigrams")
+CHINESE_MODES = ("jieba", "bigrams", "jieba+bigrams")
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN_RE = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+")
@@ -117,10 +122,12 @@ def _jieba() -> Any:
 
 def _chinese_terms(run: str, mode: str) -> list[str]:
     """Terms of one run of CJK ideographs."""
-    if mode == "bigrams":
-        return [run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)]
-    words: list[str] = _jieba().lcut(run, HMM=True)
-    return words
+    terms: list[str] = []
+    if mode != "bigrams":
+        terms.extend(_jieba().lcut(run, HMM=True))
+    if mode != "jieba":
+        terms.extend([run] if len(run) == 1 else [run[i:i + 2] for i in range(len(run) - 1)])
+    return terms
 
 
 def decompound(term: str, lexicon: Container[str],
@@ -150,9 +157,16 @@ def index_terms(text: str, language: str | None = None, *, chinese: str = "jieba
         text: Any text; Chinese and Latin script may be mixed.
         language: Stemmer for Latin-script words, ``"english"`` or ``"german"``; ``None`` or
             ``"chinese"`` picks it from the text's function words.
-        chinese: ``"jieba"`` (words) or ``"bigrams"`` (overlapping character pairs).
+        chinese: ``"jieba"`` (words), ``"bigrams"`` (overlapping character pairs) or
+            ``"jieba+bigrams"`` (both).
         lexicon: Known terms; German compounds of two known terms also yield both parts.
+
+    Raises:
+        InvalidInputError: ``chinese`` is not one of :data:`CHINESE_MODES`.
     """
+    if chinese not in CHINESE_MODES:
+        raise InvalidInputError(f"chinese must be one of {', '.join(CHINESE_MODES)}, "
+                                f"got {chinese!r}")
     runs = _TOKEN_RE.findall(unicodedata.normalize("NFKC", text).lower())
     if language not in ("english", "german"):
         language = detect_language([" ".join(r for r in runs if not is_cjk(r[0]))])

@@ -27,7 +27,7 @@ def _collection(docs: dict[str, str], queries: dict[str, str],
                       queries={q: Item(text=t) for q, t in queries.items()}, qrels=qrels)
 
 
-@pytest.mark.parametrize("tokenizer", ["auto", "chinese", "chinese-jieba"])
+@pytest.mark.parametrize("tokenizer", ["auto", "chinese", "chinese-jieba", "chinese-jieba+bigrams"])
 def test_chinese_toy_collection_ranks_the_right_paragraph_first(tokenizer: str) -> None:
     run = bm25_run(_collection(ZH_DOCS, ZH_QUERIES, ZH_QRELS, "zh-toy"), k=4,
                    tokenizer=tokenizer)

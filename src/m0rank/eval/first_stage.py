@@ -33,7 +33,8 @@ Run = dict[str, dict[str, float]]
 # Lucene BM25 with the parameters Anserini uses for BEIR baselines (k1=0.9, b=0.4).
 BM25_K1 = 0.9
 BM25_B = 0.4
-TOKENIZERS = ("auto", "bm25s-en", "english", "german", "chinese", "chinese-jieba")
+TOKENIZERS = ("auto", "bm25s-en", "english", "german", "chinese", "chinese-jieba",
+              "chinese-jieba+bigrams")
 _SAMPLE = 500  # documents read to tell a collection's script and language
 _CJK_SCRIPT = 0.2  # share of CJK ideographs among letters from which text counts as Chinese
 
@@ -106,7 +107,8 @@ def bm25_tokens(tokenizer: str, texts: list[str],
     if tokenizer == "bm25s-en":
         return (bm25s.tokenize(texts, stopwords="en", show_progress=False),
                 bm25s.tokenize(queries, stopwords="en", show_progress=False))
-    chinese = "jieba" if tokenizer == "chinese-jieba" else "bigrams"
+    chinese = tokenizer.removeprefix("chinese-") if tokenizer.startswith("chinese-") \
+        else "bigrams"
     language = tokenizer if tokenizer in ("english", "german") else None
     docs = [terms.index_terms(text, language, chinese=chinese) for text in texts]
     lexicon = None
