@@ -1,7 +1,10 @@
 """Fit the fusion weights of ``m0rank-offline`` (v2) and write them into its ``config.json``.
 
 Each path gets ``logit = w_dense * dense + w_lexical * lexical + bias`` from a logistic
-regression with balanced classes over the model's own features (``OfflineRerankerV2.features``):
+regression with balanced classes over the model's own features (``OfflineRerankerV2.features``),
+and the BM25 length normalisation ``bm25_b`` of its lexical feature, chosen from
+:data:`B_GRID` together with the weight ratio (the model scores BM25 with a fixed typical
+document length, not the collection's average, so how much length should count is fitted):
 
 - ``english`` (both sides English: MiniLM cosine, bf16 where the CPU has it, + BM25): fitted
   on **Cranfield** (BM25 top 100 of ``m0rank.eval.bm25_run``). Cranfield's held-out figure
@@ -13,6 +16,10 @@ regression with balanced classes over the model's own features (``OfflineReranke
   language, en-en left out). Neither is in any figure of ``offline_quality.py``.
 
 Nothing is fitted on XQuAD or CMRC dev, the evaluation collections.
+
+The Chinese index terms (``chinese_terms``) were chosen on CMRC 2018 trial too: the script
+reports the lexical feature alone under each of ``m0rank.terms.CHINESE_MODES`` there
+(``chinese_terms_on_cmrc_trial``); ``jieba+bigrams`` was best and ships.
 
 Usage: ``python bench/offline_fit_v2.py [--dry-run]``; writes
 ``bench/results/offline_fit_v2.json`` and (without ``--dry-run``) the weights into
@@ -34,11 +41,14 @@ from m0rank.config import ScoreOptions
 from m0rank.eval import bm25_run, load_beir
 from m0rank.eval.first_stage import top_k
 from m0rank.eval.runner import evaluate_run
+from m0rank.model.offline.lexical import LexicalScorer
+from m0rank.terms import CHINESE_MODES, index_terms
 from m0rank.testing.checkset import LANGUAGES, build_checkset
 from m0rank.types import Document
 
 CONFIG = Path(__file__).resolve().parents[1] / "src/m0rank/builtin/offline-v2/config.json"
 Pair = tuple[str, str, int]  # query text, document text, label
+B_GRID = (0.25, 0.4, 0.55, 0.75)  # BM25 length normalisation, chosen per path with the ratio
 
 
 def features(reranker: Reranker, pairs: list[Pair],
@@ -71,22 +81,39 @@ def _features(reranker: Reranker, pairs: list[Pair]) -> tuple[np.ndarray, np.nda
     return np.array(dense), np.array(lexical), paths
 
 
-def fit(dense: np.ndarray, lexical: np.ndarray, labels: np.ndarray,
-        groups: np.ndarray) -> dict[str, float]:
-    """As the first generation: the ratio ``w_lexical / w_dense`` that gives the best mean
-    nDCG@10 over the fitting queries (``groups``: a query id per pair), then scale and bias
-    by logistic regression with balanced classes on ``dense + ratio * lexical``."""
+def lexical_by_b(reranker: Reranker, pairs: list[Pair]) -> dict[float, np.ndarray]:
+    """The lexical feature of every pair for each ``bm25_b`` of :data:`B_GRID`, over the
+    terms the model itself indexes (documents cut as ``ScoreOptions()`` cuts them)."""
+    model = reranker.model
+    cut = ScoreOptions().effective_max_doc_length
+    terms = [(model.terms_of(q), model.terms_of(d, cut)) for q, d, _ in pairs]
+    idf, settings = model.lexical["english"].idf, model.settings
+    out = {}
+    for b in B_GRID:
+        scorer = LexicalScorer(idf=idf, k1=settings.bm25_k1, b=b, avgdl=settings.bm25_avgdl)
+        out[b] = np.array([scorer.score(q, d) for q, d in terms])
+    return out
+
+
+def fit(dense: np.ndarray, lexical_by: dict[float, np.ndarray], labels: np.ndarray,
+        groups: np.ndarray) -> dict[str, object]:
+    """As the first generation, with ``bm25_b`` chosen too: the ``(bm25_b, ratio)`` with
+    ratio ``w_lexical / w_dense`` that gives the best mean nDCG@10 over the fitting queries
+    (``groups``: a query id per pair), then scale and bias by logistic regression with
+    balanced classes on ``dense + ratio * lexical``."""
     from sklearn.linear_model import LogisticRegression
 
     grid = [round(r, 2) for r in np.arange(0.0, 3.01, 0.1)]
-    by_ratio = {r: _mean_ndcg(dense + r * lexical, labels, groups) for r in grid}
-    ratio = max(by_ratio, key=lambda r: (round(by_ratio[r], 4), -r))
-    z = (dense + ratio * lexical).reshape(-1, 1)
+    by_choice = {(b, r): _mean_ndcg(dense + r * lexical, labels, groups)
+                 for b, lexical in lexical_by.items() for r in grid}
+    b, ratio = max(by_choice, key=lambda c: (round(by_choice[c], 4), -c[1], c[0]))
+    z = (dense + ratio * lexical_by[b]).reshape(-1, 1)
     model = LogisticRegression(class_weight="balanced").fit(z, labels)
     scale, bias = float(model.coef_[0][0]), float(model.intercept_[0])
     return {"w_dense": round(scale, 3), "w_lexical": round(scale * ratio, 3),
-            "bias": round(bias, 3), "ratio": ratio,
-            "fit_ndcg@10_by_ratio": {str(r): round(v, 4) for r, v in by_ratio.items()}}
+            "bias": round(bias, 3), "bm25_b": b, "ratio": ratio,
+            "fit_ndcg@10_by_b_and_ratio": {f"b={b} ratio={r}": round(v, 4)
+                                           for (b, r), v in by_choice.items()}}
 
 
 def _mean_ndcg(scores: np.ndarray, labels: np.ndarray, groups: np.ndarray) -> float:
@@ -131,25 +158,27 @@ def checkset_pairs() -> tuple[list[Pair], list[str]]:
 
 
 def english_path(reranker: Reranker) -> dict[str, object]:
-    """Fit on Cranfield; 2-fold cross-validated nDCG@10 and the all-query fit."""
+    """Fit on Cranfield; 2-fold cross-validated nDCG@10 (``bm25_b``, ratio and weights all
+    chosen inside each fold) and the all-query fit."""
     pairs, ids, collection = collection_pairs(CRANFIELD)
-    dense, lexical, _ = features(reranker, pairs, "cranfield")
+    dense, _, _ = features(reranker, pairs, "cranfield")
+    lexical_by = lexical_by_b(reranker, pairs)
     labels = np.array([label for _, _, label in pairs])
     groups = np.array([q for q, _ in ids])
     odd = np.array([int(q) % 2 == 1 for q, _ in ids])
     cv_run: dict[str, dict[str, float]] = {}
     folds = {}
     for name, train in (("fit_on_odd", odd), ("fit_on_even", ~odd)):
-        w = fit(dense[train], lexical[train], labels[train], groups[train])
-        folds[name] = w
+        w = fit(dense[train], {b: x[train] for b, x in lexical_by.items()}, labels[train],
+                groups[train])
+        folds[name] = _shipped(w) | {"ratio": w["ratio"]}
         held = ~train
-        logits = w["w_dense"] * dense[held] + w["w_lexical"] * lexical[held] + w["bias"]
+        logits = _logits(w, dense, lexical_by)[held]
         for (q, d), value in zip(np.array(ids, dtype=object)[held], logits, strict=True):
             cv_run.setdefault(q, {})[d] = float(value)
-    weights = fit(dense, lexical, labels, groups)
+    weights = fit(dense, lexical_by, labels, groups)
     full = {q: {} for q, _ in ids}
-    for (q, d), value in zip(ids, weights["w_dense"] * dense + weights["w_lexical"] * lexical,
-                             strict=True):
+    for (q, d), value in zip(ids, _logits(weights, dense, lexical_by), strict=True):
         full[q][d] = float(value)
     metric = ["ndcg@10"]
     return {"weights": _shipped(weights), "fit": weights, "folds": folds, "pairs": len(pairs),
@@ -159,22 +188,49 @@ def english_path(reranker: Reranker) -> dict[str, object]:
                                                               metric)[0]["ndcg@10"], 4)}
 
 
+def _logits(weights: dict[str, object], dense: np.ndarray,
+            lexical_by: dict[float, np.ndarray]) -> np.ndarray:
+    lexical = lexical_by[weights["bm25_b"]]  # type: ignore[index]
+    return (weights["w_dense"] * dense + weights["w_lexical"] * lexical  # type: ignore[operator]
+            + weights["bias"])
+
+
 def multilingual_path(reranker: Reranker) -> dict[str, object]:
     """Fit on CMRC 2018 trial and the check set (multilingual-path pairs only)."""
     cmrc, ids, _ = collection_pairs(DATA_DIR / "cmrc2018-trial")
     check, check_groups = checkset_pairs()
     pairs = cmrc + check
     groups = np.array([f"cmrc/{q}" for q, _ in ids] + check_groups)
-    dense, lexical, paths = features(reranker, pairs, "multilingual")
+    dense, _, paths = features(reranker, pairs, "multilingual")
     keep = np.array([p == "multilingual" for p in paths])
     labels = np.array([label for _, _, label in pairs])
-    weights = fit(dense[keep], lexical[keep], labels[keep], groups[keep])
+    lexical_by = {b: x[keep] for b, x in lexical_by_b(reranker, pairs).items()}
+    weights = fit(dense[keep], lexical_by, labels[keep], groups[keep])
+    cmrc_groups = np.array([q for q, _ in ids])
     return {"weights": _shipped(weights), "fit": weights,
-            "pairs": int(keep.sum()), "positives": int(labels[keep].sum())}
+            "pairs": int(keep.sum()), "positives": int(labels[keep].sum()),
+            "chinese_terms_on_cmrc_trial": chinese_terms_on_trial(reranker, cmrc, cmrc_groups)}
+
+
+def chinese_terms_on_trial(reranker: Reranker, pairs: list[Pair],
+                           groups: np.ndarray) -> dict[str, float]:
+    """Mean nDCG@10 on CMRC 2018 trial of the lexical feature alone (``bm25_b`` 0.75) under
+    each Chinese term mode: the measurement that chose ``chinese_terms``."""
+    model = reranker.model
+    scorer = model.lexical["multilingual"]
+    labels = np.array([label for _, _, label in pairs])
+    out = {}
+    for mode in CHINESE_MODES:
+        terms: dict[str, list[str]] = {}
+        for text in {t for q, d, _ in pairs for t in (q, d)}:
+            terms[text] = index_terms(text, chinese=mode, lexicon=model.lexicon)
+        scores = np.array([scorer.score(terms[q], terms[d]) for q, d, _ in pairs])
+        out[mode] = round(_mean_ndcg(scores, labels, groups), 4)
+    return out
 
 
 def _shipped(weights: dict[str, object]) -> dict[str, object]:
-    return {k: weights[k] for k in ("w_dense", "w_lexical", "bias")}
+    return {k: weights[k] for k in ("w_dense", "w_lexical", "bias", "bm25_b")}
 
 
 def main() -> None:
@@ -189,6 +245,7 @@ def main() -> None:
         config = json.loads(CONFIG.read_text())
         config["english"] = report["english"]["weights"]
         config["multilingual"] = report["multilingual"]["weights"]
+        config.pop("bm25_b", None)  # per path now
         config["fitted_on"] = ("english: Cranfield (all queries; held out only by 2-fold "
                                "cross-validation); multilingual: CMRC 2018 trial + the m0rank "
                                "check set; see bench/offline_fit_v2.py")

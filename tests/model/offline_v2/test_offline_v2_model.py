@@ -151,3 +151,33 @@ def test_v1_by_name_is_the_first_generation() -> None:
     v1 = Reranker.from_pretrained("m0rank-offline-v1")
     assert isinstance(v1.model, OfflineReranker)
     assert v1.model_name == "m0rank-offline-v1"
+
+
+def test_chinese_lexical_side_matches_words_and_bigrams(offline_v2) -> None:
+    """A name the dictionary keeps whole (埃菲尔铁塔) still matches by its bigrams when the
+    document writes only part of it, and a whole word scores above its bigrams alone."""
+    model = offline_v2.model
+    assert model.settings.chinese_terms == "jieba+bigrams"
+    terms = model.terms_of("埃菲尔铁塔有多高")
+    assert "埃菲尔铁塔" in terms and "铁塔" in terms
+    partial = model.lexical_score("埃菲尔铁塔有多高", "这座铁塔高三百米。")
+    assert 0.0 < partial < model.lexical_score("埃菲尔铁塔有多高", "埃菲尔铁塔高三百米。")
+
+
+def test_each_path_scores_bm25_with_its_own_length_normalisation(offline_v2) -> None:
+    model = offline_v2.model
+    for path in ("english", "multilingual"):
+        assert model.lexical[path].b == model.settings.path(path).bm25_b
+    long_doc = "The tower is tall. " + "Paris has many old streets and cafes. " * 40
+    short_doc = "The tower is tall."
+    # b > 0: the same match in a long document counts less
+    assert model.lexical_score("tall tower", long_doc) < model.lexical_score("tall tower",
+                                                                             short_doc)
+
+
+def test_bad_chinese_terms_in_config_is_a_load_error() -> None:
+    from m0rank.errors import ModelLoadError
+    from m0rank.model.offline_v2 import OfflineV2Settings
+
+    with pytest.raises(ModelLoadError, match="chinese_terms must be one of .*got 'words'"):
+        OfflineV2Settings.from_config({"chinese_terms": "words"})

@@ -123,7 +123,10 @@ class OfflineReranker(RerankerArchitecture):
         settings = OfflineSettings.from_config(config)
         encoder = MiniLmEncoder(bundled_minilm_dir(), settings.encoder_max_tokens,
                                 options.device)
-        lexical, ocr = load_lexical_and_ocr(path, settings)
+        lexical = LexicalScorer(idf=load_idf(path, settings.idf_table), k1=settings.bm25_k1,
+                                b=settings.bm25_b, avgdl=settings.bm25_avgdl)
+        ocr = load_ocr(settings.ocr_languages, settings.ocr_min_confidence,
+                       settings.ocr_cache_entries)
         return cls(settings, encoder, lexical, ocr, options.model_name or "m0rank-offline")
 
     def preprocess(self, query: Document, document: Document, options: ScoreOptions,
@@ -215,16 +218,17 @@ class OfflineReranker(RerankerArchitecture):
         return self.encoder.encode(chunk)
 
 
-def load_lexical_and_ocr(path: Path, settings: Any) -> tuple[LexicalScorer, CachedOcr | None]:
-    """The BM25 scorer over the folder's IDF table and a cached OCR engine (``None`` when none
-    is installed), shared by both generations of the offline model; ``settings`` names the
-    table, the BM25 parameters and the OCR languages."""
+def load_idf(path: Path, table: str) -> IdfTable:
+    """The built-in IDF table ``path / table``, shared by both generations of the offline
+    model."""
     try:
-        idf = IdfTable.load(path / settings.idf_table)
+        return IdfTable.load(path / table)
     except (OSError, ValueError, KeyError) as exc:
-        raise ModelLoadError(f"{path / settings.idf_table}: cannot read IDF table: "
-                             f"{exc}") from None
-    lexical = LexicalScorer(idf=idf, k1=settings.bm25_k1, b=settings.bm25_b,
-                            avgdl=settings.bm25_avgdl)
-    engine = select_ocr_engine(list(settings.ocr_languages), settings.ocr_min_confidence)
-    return lexical, CachedOcr(engine, settings.ocr_cache_entries) if engine is not None else None
+        raise ModelLoadError(f"{path / table}: cannot read IDF table: {exc}") from None
+
+
+def load_ocr(languages: Sequence[str], min_confidence: float,
+             cache_entries: int) -> CachedOcr | None:
+    """A cached OCR engine for ``languages``, or ``None`` when no engine is installed."""
+    engine = select_ocr_engine(list(languages), min_confidence)
+    return CachedOcr(engine, cache_entries) if engine is not None else None

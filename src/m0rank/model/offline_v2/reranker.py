@@ -44,11 +44,11 @@ from cachetools import LRUCache
 from m0rank.config import ScoreOptions
 from m0rank.errors import ModelLoadError
 from m0rank.model.base import LoadOptions, PreparedPair, RerankerArchitecture
-from m0rank.model.offline.lexical import LexicalScorer
+from m0rank.model.offline.lexical import IdfTable, LexicalScorer
 from m0rank.model.offline.ocr import CachedOcr, read_side
-from m0rank.model.offline.reranker import load_lexical_and_ocr
+from m0rank.model.offline.reranker import load_idf, load_ocr
 from m0rank.model.offline_v2.encoders import FusedMiniLm, UseEncoder
-from m0rank.terms import detect_language, index_terms
+from m0rank.terms import CHINESE_MODES, detect_language, index_terms
 from m0rank.types import CacheStats, Document
 
 __all__ = ["OfflineRerankerV2", "OfflineV2Settings", "PathWeights", "NO_TEXT_LOGIT", "sentences"]
@@ -69,11 +69,16 @@ def sentences(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class PathWeights:
-    """Fusion of one path: ``logit = dense * w_dense + lexical * w_lexical + bias``."""
+    """Fusion of one path: ``logit = dense * w_dense + lexical * w_lexical + bias``, and the
+    BM25 length normalisation ``bm25_b`` of its lexical feature. ``b`` is per path because it
+    is fitted with the weights: with a fixed typical length instead of the collection's
+    average, how much length should count differs between English abstracts and Chinese
+    paragraphs of bigrams."""
 
     w_dense: float
     w_lexical: float
     bias: float
+    bm25_b: float = 0.75
 
     def logits(self, dense: np.ndarray, lexical: np.ndarray) -> np.ndarray:
         """Fused logits of arrays of features."""
@@ -93,10 +98,9 @@ class OfflineV2Settings:
     encoder_batch_size: int = 32
     embedding_cache_entries: int = 32768  # USE vectors are 2 KB: at most 64 MB
     bm25_k1: float = 1.2
-    bm25_b: float = 0.75
-    bm25_avgdl: float = 150.0
+    bm25_avgdl: float = 150.0  # each path's bm25_b is in its PathWeights
     idf_table: str = "idf.json.gz"
-    chinese_terms: str = "bigrams"
+    chinese_terms: str = "jieba+bigrams"
     decompound: bool = True
     ocr_languages: tuple[str, ...] = ("eng", "deu", "chi_sim")
     ocr_min_confidence: float = 50.0
@@ -105,7 +109,7 @@ class OfflineV2Settings:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> OfflineV2Settings:
         """The known keys of ``config.json``; ``english``/``multilingual`` are
-        ``{"w_dense", "w_lexical", "bias"}`` objects."""
+        ``{"w_dense", "w_lexical", "bias", "bm25_b"}`` objects."""
         known = {k: config[k] for k in cls.__dataclass_fields__ if k in config}
         try:
             for path in (ENGLISH, MULTILINGUAL):
@@ -113,9 +117,17 @@ class OfflineV2Settings:
                     known[path] = PathWeights(**known[path])
             if "ocr_languages" in known:
                 known["ocr_languages"] = tuple(known["ocr_languages"])
-            return cls(**known)
+            settings = cls(**known)
         except TypeError as exc:
             raise ModelLoadError(f"offline v2 config.json: {exc}") from None
+        if settings.chinese_terms not in CHINESE_MODES:
+            raise ModelLoadError(f"offline v2 config.json: chinese_terms must be one of "
+                                 f"{', '.join(CHINESE_MODES)}, got {settings.chinese_terms!r}")
+        return settings
+
+    def path(self, name: str) -> PathWeights:
+        """The weights of path ``name`` (``"english"`` or ``"multilingual"``)."""
+        return {ENGLISH: self.english, MULTILINGUAL: self.multilingual}[name]
 
 
 @dataclass(frozen=True)
@@ -146,12 +158,15 @@ class OfflineRerankerV2(RerankerArchitecture):
     reads_text_layer: ClassVar[bool] = True  # reads text: a PDF page's text layer, no OCR
 
     def __init__(self, settings: OfflineV2Settings, encoders: dict[str, Any],
-                 lexical: LexicalScorer, ocr: CachedOcr | None,
+                 idf: IdfTable, ocr: CachedOcr | None,
                  model_name: str = "m0rank-offline") -> None:
         self.settings = settings
         self.encoders = encoders  # path -> encoder with .name and .encode(texts)
-        self.lexical = lexical
-        self.lexicon = frozenset(lexical.idf.idf) if settings.decompound else None
+        self.lexical = {path: LexicalScorer(idf=idf, k1=settings.bm25_k1,
+                                            b=settings.path(path).bm25_b,
+                                            avgdl=settings.bm25_avgdl)
+                        for path in (ENGLISH, MULTILINGUAL)}
+        self.lexicon = frozenset(idf.idf) if settings.decompound else None
         self.ocr = ocr
         self.model_name = model_name
         self._embeddings: LRUCache[tuple[str, str], np.ndarray] = LRUCache(
@@ -167,8 +182,10 @@ class OfflineRerankerV2(RerankerArchitecture):
         settings = OfflineV2Settings.from_config(config)
         encoders = {ENGLISH: FusedMiniLm(settings.minilm_max_tokens, settings.minilm_precision),
                     MULTILINGUAL: UseEncoder(settings.use_threads)}
-        lexical, ocr = load_lexical_and_ocr(path, settings)
-        return cls(settings, encoders, lexical, ocr, options.model_name or "m0rank-offline")
+        ocr = load_ocr(settings.ocr_languages, settings.ocr_min_confidence,
+                       settings.ocr_cache_entries)
+        return cls(settings, encoders, load_idf(path, settings.idf_table), ocr,
+                   options.model_name or "m0rank-offline")
 
     def preprocess(self, query: Document, document: Document, options: ScoreOptions,
                    field: str) -> PreparedPair:
@@ -179,7 +196,7 @@ class OfflineRerankerV2(RerankerArchitecture):
         d = self._analyse(doc_text, options.effective_max_doc_length)
         readable = bool(q.text.strip()) and bool(d.text.strip())
         path = ENGLISH if q.language == d.language == "english" else MULTILINGUAL
-        lexical = self.lexical.score(q.terms, d.terms) if readable else 0.0
+        lexical = self.lexical[path].score(q.terms, d.terms) if readable else 0.0
         tokens = (len(q.text) + len(d.text)) // 4 + 1  # rough, for batch planning only
         return PreparedPair(num_tokens=tokens,
                             payload=_Pair(q.text, d.text, path, lexical, readable),
@@ -191,7 +208,7 @@ class OfflineRerankerV2(RerankerArchitecture):
         logits = np.empty(len(batch))
         for path in (ENGLISH, MULTILINGUAL):
             rows = np.array([p.payload.path == path for p in batch])
-            weights = getattr(self.settings, path)
+            weights = self.settings.path(path)
             logits[rows] = weights.logits(dense[rows], lexical[rows])
         readable = np.array([p.payload.readable for p in batch])
         return np.where(readable, logits, NO_TEXT_LOGIT)
@@ -265,9 +282,15 @@ class OfflineRerankerV2(RerankerArchitecture):
         return sentences(pair.document) if pair.path == MULTILINGUAL else []
 
     def lexical_score(self, query: str, document: str) -> float:
-        """Normalised BM25 of the pair over :func:`m0rank.terms.index_terms` terms."""
-        return self.lexical.score(self._analyse(query, None).terms,
-                                  self._analyse(document, None).terms)
+        """Normalised BM25 of the pair over :func:`m0rank.terms.index_terms` terms, with the
+        ``bm25_b`` of the pair's path."""
+        return self.lexical[self.path_of(query, document)].score(
+            self.terms_of(query), self.terms_of(document))
+
+    def terms_of(self, text: str, max_tokens: int | None = None) -> list[str]:
+        """Index terms of ``text`` cut to ``max_tokens`` word pieces, as the lexical feature
+        sees them (``bench/offline_fit_v2.py`` scores BM25 variants with them)."""
+        return self._analyse(text, max_tokens).terms
 
     def _embed(self, path: str, texts: list[str]) -> dict[tuple[str, str], np.ndarray]:
         """Unit vectors of ``texts`` by the path's encoder, through the LRU cache."""
