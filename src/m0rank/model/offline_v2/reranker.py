@@ -16,8 +16,9 @@ How a pair is scored:
    for many queries and a query scored against many documents are embedded once). On the
    multilingual path it is the mean of the whole document's cosine and its best sentence's.
 4. ``lexical``: per-pair BM25 with the built-in IDF table over CJK/German-aware terms (Chinese
-   character bigrams, Snowball stems, German compounds split), divided by the query's best
-   case, in [0, 1]; numbers and names also match across languages.
+   jieba words plus character bigrams, Snowball stems, German compounds split), divided by
+   the query's best case, in [0, 1]; numbers and names also match across languages. Its
+   length normalisation ``bm25_b`` is the path's, fitted with the weights.
 5. ``logit = w_dense * dense + w_lexical * lexical + bias`` with the path's weights, and
    ``score = sigmoid(logit)``. Each path's weights are a logistic regression with balanced
    classes, so both read as "probability of relevance under a 50/50 prior" and are comparable
