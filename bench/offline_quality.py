@@ -7,8 +7,10 @@
    paragraphs in language B (its translation and 239 distractors); top-1 accuracy for every
    ordered pair of en/de/zh (v2: all 240 questions; v1, which is about 10x slower per pair
    here, the first ``--v1-queries`` of the issue's four directions, with v2 on the same
-   subset beside it). The grid also gives the calibration check: the share of questions
-   whose relevant paragraph in B outscores every irrelevant paragraph in A.
+   subset beside it). The grid also gives the calibration checks: the share of questions
+   whose relevant paragraph in B outscores every irrelevant paragraph in A (and pair by
+   pair), the reverse (own-language paragraph above every irrelevant one in B), and mixed
+   bilingual lists (all of A and B at once).
 3. The same check with the paragraphs rendered as page images (Noto fonts, read by OCR) for
    the first ``--pages`` paragraphs of each language (default all 240; with fewer, there are
    fewer distractors: say so when quoting). v1 answers the first ``--v1-queries`` here too.
@@ -78,6 +80,8 @@ def cross_lingual(models: dict[str, Reranker], n: int, pages: bool,
     grid = {(a, b): score_matrix(models[v2], queries[a], docs[b]) for a in LANGS for b in LANGS}
     report[v2] = {"queries": n, "top1": _top1(grid, n), "calibration": calibration(grid, n),
                   "calibration_pairwise": calibration_pairwise(grid, n),
+                  "calibration_reverse": calibration_reverse(grid, n),
+                  "mixed_lists": mixed_lists(grid, n),
                   "seconds": round(time.perf_counter() - started, 1)}
     print("cross-lingual", "pages" if pages else "text", v2, report[v2], flush=True)
     m = min(v1_queries, n)
@@ -110,6 +114,37 @@ def calibration(grid: dict[tuple[str, str], np.ndarray], n: int) -> dict[str, fl
         same = np.where(off_diagonal, grid[a, a], -np.inf).max(1)
         out[f"{a}->{b}"] = round(float((np.diag(matrix) > same).mean()), 3)
     return out
+
+
+def calibration_reverse(grid: dict[tuple[str, str], np.ndarray], n: int) -> dict[str, float]:
+    """The other side of :func:`calibration`, per A->B: share of queries whose relevant
+    paragraph in A (their own language) scores above every irrelevant paragraph in B, so
+    calibration cannot be bought by raising every cross-lingual score."""
+    out = {}
+    off_diagonal = ~np.eye(n, dtype=bool)
+    for (a, b), matrix in grid.items():
+        if a != b:
+            other = np.where(off_diagonal, matrix, -np.inf).max(1)
+            out[f"{a}->{b}"] = round(float((np.diag(grid[a, a]) > other).mean()), 3)
+    return out
+
+
+def mixed_lists(grid: dict[tuple[str, str], np.ndarray], n: int) -> dict[str, object]:
+    """A question in A against all paragraphs in A and in B at once (2n candidates, two of
+    them relevant: its paragraph and that paragraph's translation), as in a bilingual
+    collection: the share of questions whose top result is relevant, and whose top two are
+    both relevant."""
+    top1, both = {}, {}
+    for (a, b), matrix in grid.items():
+        if a == b:
+            continue
+        ranked = np.argsort(-np.concatenate([grid[a, a], matrix], 1), axis=1, kind="stable")
+        relevant = [{i, n + i} for i in range(n)]
+        top1[f"{a}+{b}"] = round(float(np.mean([r[0] in rel for r, rel in
+                                                zip(ranked, relevant, strict=True)])), 3)
+        both[f"{a}+{b}"] = round(float(np.mean([set(r[:2]) == rel for r, rel in
+                                                zip(ranked, relevant, strict=True)])), 3)
+    return {"top1_relevant": top1, "top2_both_relevant": both}
 
 
 def calibration_pairwise(grid: dict[tuple[str, str], np.ndarray], n: int) -> dict[str, float]:

@@ -14,13 +14,15 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 RUNS = [
     "text: `--parts text --out offline_quality_text` (v2 all 240 questions, v1 the first 60; "
-    "top-1, calibration and pairwise calibration from one run)",
+    "top-1, calibration, pairwise and reverse calibration and mixed lists from one run, made "
+    "after the other two parts when the reverse and mixed-list checks were added; its top-1 "
+    "and calibration equal the first text run's)",
     "collections: `--parts collections --out offline_quality_collections` (cranfield, cisi, "
     "xquad-en/de/zh, cmrc2018-dev)",
     "pages: `--parts pages --v1-queries 30 --out offline_quality_pages` (v2 all 240 pages per "
     "language, v1 30 questions)",
-    "the three parts ran at the same time on the 2 cores (load average about 3): their "
-    "seconds are not speed figures (offline_speed.json has those)",
+    "collections and pages ran at the same time on the 2 cores (load average about 3): "
+    "their seconds are not speed figures (offline_speed.json has those)",
 ]
 PARTS = ("text", "collections", "pages")
 
