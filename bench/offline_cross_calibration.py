@@ -53,9 +53,11 @@ def cross_lingual_calibration(reranker: Reranker) -> tuple[float, float]:
 def logit_grids(reranker: Reranker, scale: float, bias: float) -> dict[str, dict]:
     """Shipped and variant logits of every XQuAD question against every paragraph."""
     settings = reranker.model.settings
-    text = {lang: ([str(collection(f"xquad-{lang}").queries[f"q{i}"].text) for i in range(N)],
-                   [str(collection(f"xquad-{lang}").corpus[f"p{i}"].text) for i in range(N)])
-            for lang in LANGS}
+    text = {}
+    for lang in LANGS:
+        coll = collection(f"xquad-{lang}")  # read once: each call parses the whole folder
+        text[lang] = ([str(coll.queries[f"q{i}"].text) for i in range(N)],
+                      [str(coll.corpus[f"p{i}"].text) for i in range(N)])
     shipped, variant = {}, {}
     for a in LANGS:
         for b in LANGS:

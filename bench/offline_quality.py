@@ -106,27 +106,23 @@ def _top1(grid: dict[tuple[str, str], np.ndarray], n: int) -> dict[str, float]:
 def calibration(grid: dict[tuple[str, str], np.ndarray], n: int) -> dict[str, float]:
     """Per A->B (A != B): share of queries whose relevant paragraph in B scores above every
     irrelevant paragraph in A (scores comparable across languages)."""
-    out = {}
-    off_diagonal = ~np.eye(n, dtype=bool)
-    for (a, b), matrix in grid.items():
-        if a == b:
-            continue
-        same = np.where(off_diagonal, grid[a, a], -np.inf).max(1)
-        out[f"{a}->{b}"] = round(float((np.diag(matrix) > same).mean()), 3)
-    return out
+    return {f"{a}->{b}": _above_every(np.diag(matrix), grid[a, a], n)
+            for (a, b), matrix in grid.items() if a != b}
 
 
 def calibration_reverse(grid: dict[tuple[str, str], np.ndarray], n: int) -> dict[str, float]:
     """The other side of :func:`calibration`, per A->B: share of queries whose relevant
     paragraph in A (their own language) scores above every irrelevant paragraph in B, so
     calibration cannot be bought by raising every cross-lingual score."""
-    out = {}
-    off_diagonal = ~np.eye(n, dtype=bool)
-    for (a, b), matrix in grid.items():
-        if a != b:
-            other = np.where(off_diagonal, matrix, -np.inf).max(1)
-            out[f"{a}->{b}"] = round(float((np.diag(grid[a, a]) > other).mean()), 3)
-    return out
+    return {f"{a}->{b}": _above_every(np.diag(grid[a, a]), matrix, n)
+            for (a, b), matrix in grid.items() if a != b}
+
+
+def _above_every(relevant: np.ndarray, distractors: np.ndarray, n: int) -> float:
+    """Share of rows whose ``relevant`` score beats every off-diagonal score of the row in
+    ``distractors`` (the diagonal is the row's own relevant paragraph)."""
+    best = np.where(~np.eye(n, dtype=bool), distractors, -np.inf).max(1)
+    return round(float((relevant > best).mean()), 3)
 
 
 def mixed_lists(grid: dict[tuple[str, str], np.ndarray], n: int) -> dict[str, object]:
