@@ -88,7 +88,10 @@ class PathWeights:
 
 @dataclass(frozen=True, kw_only=True)
 class OfflineV2Settings:
-    """The model's knobs, read from ``config.json`` (defaults are the shipped values)."""
+    """The model's knobs, read from ``config.json``. Defaults are the shipped values, except
+    the fitted ``english``/``multilingual`` weights: those live only in the shipped
+    ``config.json`` (written by ``bench/offline_fit_v2.py``), and the defaults here are
+    rounded placeholders for configs that omit them."""
 
     english: PathWeights = PathWeights(7.0, 6.0, -4.7)
     multilingual: PathWeights = PathWeights(9.0, 5.0, -5.0)
