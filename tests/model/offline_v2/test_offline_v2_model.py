@@ -15,8 +15,10 @@ from v2_helpers import (
 )
 
 from m0rank import Reranker
+from m0rank.config import ScoreOptions
 from m0rank.model.offline_v2 import OfflineRerankerV2
 from m0rank.testing.checkset import render_passage
+from m0rank.types import Document
 
 DIRECTIONS = [("en", "zh"), ("zh", "en"), ("en", "de"), ("de", "en"), ("de", "zh"), ("zh", "de")]
 
@@ -104,8 +106,23 @@ def test_document_embeddings_are_cached_across_queries(offline_v2) -> None:
     before = offline_v2.model.cache_stats()["embedding"]
     offline_v2.score(question("zh") + "（缓存）", docs)  # a query no other test used
     after = offline_v2.model.cache_stats()["embedding"]
-    assert after.misses - before.misses == 1  # only the new query was embedded
-    assert after.hits - before.hits >= len(docs)
+    assert after.misses - before.misses == 2  # only the new query: by USE and by e5
+    assert after.hits - before.hits >= 2 * len(docs)  # each document's USE and e5 vectors
+
+
+def test_e5_feature_is_computed_on_the_multilingual_path_only(offline_v2) -> None:
+    model = offline_v2.model
+    prepared = offline_v2.engine.prepare(
+        [(Document(text=EIFFEL_QUERY_DE), Document(text=EIFFEL_ZH)),
+         (Document(text=EIFFEL_QUERY_DE), Document(text=BERLIN_DE)),
+         (Document(text="wing pressure distribution"),
+          Document(text="The pressure distribution on a slender wing was measured."))],
+        ScoreOptions())
+    features = model.features(prepared)
+    assert [p.payload.path for p in prepared] == ["multilingual", "multilingual", "english"]
+    assert features.e5[0] > features.e5[1] > 0.0  # the Chinese answer is e5's nearer one
+    assert features.e5[2] == 0.0
+    assert model.settings.multilingual.w_e5 > 0.0 and model.settings.english.w_e5 == 0.0
 
 
 @pytest.mark.parametrize("precision", ["bf16", "int8"])

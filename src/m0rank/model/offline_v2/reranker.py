@@ -1,7 +1,8 @@
 """The built-in offline reranker, second generation (``m0rank-offline``): multilingual, on CPU.
 
 References: Universal Sentence Encoder Multilingual v3 (Yang et al. 2020) and all-MiniLM-L6-v2
-(Reimers & Gurevych 2019), both in ``encoders``; BM25 (Robertson & Zaragoza 2009) over the
+(Reimers & Gurevych 2019), both in ``encoders``; multilingual-e5-small (Wang et al. 2024) in
+``e5_small``; BM25 (Robertson & Zaragoza 2009) over the
 index terms of :mod:`m0rank.terms`; Tesseract/RapidOCR as in the first generation
 (``m0rank.model.offline.ocr``). Measurements and choices: ``docs/offline-default.md``.
 
@@ -15,11 +16,15 @@ How a pair is scored:
 3. ``dense``: cosine of the path encoder's embeddings (cached per text, so a document ranked
    for many queries and a query scored against many documents are embedded once). On the
    multilingual path it is the mean of the whole document's cosine and its best sentence's.
-4. ``lexical``: per-pair BM25 with the built-in IDF table over CJK/German-aware terms (Chinese
+4. ``e5`` (multilingual path only): cosine of multilingual-e5-small's ``"query: "`` and
+   ``"passage: "`` vectors, the passage cut to its first ``e5_max_tokens`` pieces. A second
+   multilingual space with different errors than USE's; it is what lifts German<->Chinese.
+5. ``lexical``: per-pair BM25 with the built-in IDF table over CJK/German-aware terms (Chinese
    jieba words plus character bigrams, Snowball stems, German compounds split), divided by
    the query's best case, in [0, 1]; numbers and names also match across languages. Its
    length normalisation ``bm25_b`` is the path's, fitted with the weights.
-5. ``logit = w_dense * dense + w_lexical * lexical + bias`` with the path's weights, and
+6. ``logit = w_dense * dense + w_e5 * e5 + w_lexical * lexical + bias`` with the path's
+   weights (``w_e5`` is 0 on the english path, where e5 is not computed), and
    ``score = sigmoid(logit)``. Each path's weights are a logistic regression with balanced
    classes, so both read as "probability of relevance under a 50/50 prior" and are comparable
    across paths and languages. The fitting data is named in ``config.json`` and the docs.
@@ -37,7 +42,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
 from cachetools import LRUCache
@@ -48,16 +53,19 @@ from m0rank.model.base import LoadOptions, PreparedPair, RerankerArchitecture
 from m0rank.model.offline.lexical import IdfTable, LexicalScorer
 from m0rank.model.offline.ocr import CachedOcr, read_side
 from m0rank.model.offline.reranker import load_idf, load_ocr
+from m0rank.model.offline_v2.e5_small import E5Small
 from m0rank.model.offline_v2.encoders import FusedMiniLm, UseEncoder
 from m0rank.terms import CHINESE_MODES, detect_language, index_terms
 from m0rank.types import CacheStats, Document
 
-__all__ = ["OfflineRerankerV2", "OfflineV2Settings", "PathWeights", "NO_TEXT_LOGIT", "sentences"]
+__all__ = ["OfflineRerankerV2", "OfflineV2Settings", "PathWeights", "Features", "NO_TEXT_LOGIT",
+           "sentences"]
 
 logger = logging.getLogger(__name__)
 
 NO_TEXT_LOGIT = -100.0  # logit of a pair that cannot be judged: score exactly 0.0
 ENGLISH, MULTILINGUAL = "english", "multilingual"
+E5_QUERY, E5_PASSAGE = "e5-query", "e5-passage"  # embedding cache kinds besides the paths
 MAX_SENTENCES = 24  # sentences of a document compared with the query (the rest ignored)
 _SENTENCE_END = re.compile(r"(?<=[.!?;\u3002\uff01\uff1f\uff1b])\s*")
 
@@ -70,7 +78,8 @@ def sentences(text: str) -> list[str]:
 
 @dataclass(frozen=True)
 class PathWeights:
-    """Fusion of one path: ``logit = dense * w_dense + lexical * w_lexical + bias``, and the
+    """Fusion of one path: ``logit = dense * w_dense + e5 * w_e5 + lexical * w_lexical + bias``
+    (``w_e5`` only on the multilingual path), and the
     BM25 length normalisation ``bm25_b`` of its lexical feature. ``b`` is per path because it
     is fitted with the weights: with a fixed typical length instead of the collection's
     average, how much length should count differs between English abstracts and Chinese
@@ -80,10 +89,25 @@ class PathWeights:
     w_lexical: float
     bias: float
     bm25_b: float = 0.75
+    w_e5: float = 0.0
 
-    def logits(self, dense: np.ndarray, lexical: np.ndarray) -> np.ndarray:
+    def logits(self, features: Features) -> np.ndarray:
         """Fused logits of arrays of features."""
-        return self.w_dense * dense + self.w_lexical * lexical + self.bias
+        return (self.w_dense * features.dense + self.w_e5 * features.e5
+                + self.w_lexical * features.lexical + self.bias)
+
+
+class Features(NamedTuple):
+    """A micro-batch's features, one float per pair each (``e5`` is 0.0 off the
+    multilingual path)."""
+
+    dense: np.ndarray
+    lexical: np.ndarray
+    e5: np.ndarray
+
+    def rows(self, selected: np.ndarray) -> Features:
+        """The features of the ``selected`` pairs (a boolean mask)."""
+        return Features(self.dense[selected], self.lexical[selected], self.e5[selected])
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -96,8 +120,10 @@ class OfflineV2Settings:
     english: PathWeights = PathWeights(7.0, 6.0, -4.7)
     multilingual: PathWeights = PathWeights(9.0, 5.0, -5.0)
     minilm_max_tokens: int = 256
+    e5_max_tokens: int = 64  # the passage's lead: as good as all of it, a quarter the cost
+    e5_precision: str = "auto"  # bf16 where the CPU has it natively, else fp32
     minilm_precision: str = "auto"  # bf16 where the CPU has it natively, else fp32
-    use_threads: int = 1  # USE's micro-batches are small; a 2nd BLAS thread only contends
+    use_threads: int = 2  # BLAS threads of USE (2: 1.4 s against 2.0 s per 100 zh docs)
     sentence_weight: float = 0.5  # multilingual path: share of the best sentence's cosine
     encoder_batch_size: int = 32
     embedding_cache_entries: int = 32768  # USE vectors are 2 KB: at most 64 MB
@@ -113,7 +139,7 @@ class OfflineV2Settings:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> OfflineV2Settings:
         """The known keys of ``config.json``; ``english``/``multilingual`` are
-        ``{"w_dense", "w_lexical", "bias", "bm25_b"}`` objects."""
+        ``{"w_dense", "w_lexical", "bias", "bm25_b", "w_e5"}`` objects."""
         known = {k: config[k] for k in cls.__dataclass_fields__ if k in config}
         try:
             for path in (ENGLISH, MULTILINGUAL):
@@ -161,11 +187,15 @@ class OfflineRerankerV2(RerankerArchitecture):
     parallel_preprocess: ClassVar[bool] = True  # locked caches, per-thread stemmers
     reads_text_layer: ClassVar[bool] = True  # reads text: a PDF page's text layer, no OCR
 
-    def __init__(self, settings: OfflineV2Settings, encoders: dict[str, Any],
+    def __init__(self, settings: OfflineV2Settings, encoders: dict[str, Any], e5: Any,
                  idf: IdfTable, ocr: CachedOcr | None,
                  model_name: str = "m0rank-offline") -> None:
         self.settings = settings
         self.encoders = encoders  # path -> encoder with .name and .encode(texts)
+        self.e5 = e5  # .encode_queries(texts) and .encode_passages(texts)
+        self._encode = {ENGLISH: encoders[ENGLISH].encode,
+                        MULTILINGUAL: encoders[MULTILINGUAL].encode,
+                        E5_QUERY: e5.encode_queries, E5_PASSAGE: e5.encode_passages}
         self.lexical = {path: LexicalScorer(idf=idf, k1=settings.bm25_k1,
                                             b=settings.path(path).bm25_b,
                                             avgdl=settings.bm25_avgdl)
@@ -182,13 +212,14 @@ class OfflineRerankerV2(RerankerArchitecture):
 
     @classmethod
     def load(cls, path: Path, config: dict[str, Any], options: LoadOptions) -> OfflineRerankerV2:
-        """Both encoders from their wheels, the IDF table from ``path``, an OCR engine."""
+        """The three encoders from their wheels, the IDF table from ``path``, an OCR engine."""
         settings = OfflineV2Settings.from_config(config)
         encoders = {ENGLISH: FusedMiniLm(settings.minilm_max_tokens, settings.minilm_precision),
                     MULTILINGUAL: UseEncoder(settings.use_threads)}
+        e5 = E5Small(settings.e5_max_tokens, settings.e5_precision)
         ocr = load_ocr(settings.ocr_languages, settings.ocr_min_confidence,
                        settings.ocr_cache_entries)
-        return cls(settings, encoders, load_idf(path, settings.idf_table), ocr,
+        return cls(settings, encoders, e5, load_idf(path, settings.idf_table), ocr,
                    options.model_name or "m0rank-offline")
 
     def preprocess(self, query: Document, document: Document, options: ScoreOptions,
@@ -208,26 +239,34 @@ class OfflineRerankerV2(RerankerArchitecture):
 
     def forward(self, batch: Sequence[PreparedPair]) -> np.ndarray:
         """Fused logits of a micro-batch (float64, one per pair)."""
-        dense, lexical = self.features(batch)
+        features = self.features(batch)
         logits = np.empty(len(batch))
         for path in (ENGLISH, MULTILINGUAL):
             rows = np.array([p.payload.path == path for p in batch])
-            weights = self.settings.path(path)
-            logits[rows] = weights.logits(dense[rows], lexical[rows])
+            logits[rows] = self.settings.path(path).logits(features.rows(rows))
         readable = np.array([p.payload.readable for p in batch])
         return np.where(readable, logits, NO_TEXT_LOGIT)
 
-    def features(self, batch: Sequence[PreparedPair]) -> tuple[np.ndarray, np.ndarray]:
-        """``(dense, lexical)`` per pair: the path encoder's cosine and normalised BM25."""
+    def features(self, batch: Sequence[PreparedPair]) -> Features:
+        """Per pair: the path encoder's cosine, normalised BM25 and (multilingual path)
+        multilingual-e5-small's cosine."""
         payloads = [p.payload for p in batch]
         vectors: dict[tuple[str, str], np.ndarray] = {}
-        for path in (ENGLISH, MULTILINGUAL):
-            texts = [t for p in payloads if p.path == path and p.readable
-                     for t in (p.query, p.document, *self._sentences(p))]
+        multilingual = [p for p in payloads if p.path == MULTILINGUAL and p.readable]
+        wanted = {
+            ENGLISH: [t for p in payloads if p.path == ENGLISH and p.readable
+                      for t in (p.query, p.document)],
+            MULTILINGUAL: [t for p in multilingual
+                           for t in (p.query, p.document, *sentences(p.document))],
+            E5_QUERY: [p.query for p in multilingual],
+            E5_PASSAGE: [p.document for p in multilingual]}
+        for kind, texts in wanted.items():
             if texts:
-                vectors.update(self._embed(path, texts))
+                vectors.update(self._embed(kind, texts))
         dense = np.array([self._cosine(p, vectors) if p.readable else 0.0 for p in payloads])
-        return dense, np.array([p.lexical for p in payloads])
+        e5 = np.array([float(vectors[E5_QUERY, p.query] @ vectors[E5_PASSAGE, p.document])
+                       if p.path == MULTILINGUAL and p.readable else 0.0 for p in payloads])
+        return Features(dense, np.array([p.lexical for p in payloads]), e5)
 
     def _cosine(self, pair: _Pair, vectors: dict[tuple[str, str], np.ndarray]) -> float:
         """The pair's dense feature. On the multilingual path it is the mean of the
@@ -281,10 +320,6 @@ class OfflineRerankerV2(RerankerArchitecture):
             self._sides[key] = side
         return side
 
-    def _sentences(self, pair: _Pair) -> list[str]:
-        """Sentences of the document that the dense feature needs embedded."""
-        return sentences(pair.document) if pair.path == MULTILINGUAL else []
-
     def lexical_score(self, query: str, document: str) -> float:
         """Normalised BM25 of the pair over :func:`m0rank.terms.index_terms` terms, with the
         ``bm25_b`` of the pair's path."""
@@ -296,9 +331,10 @@ class OfflineRerankerV2(RerankerArchitecture):
         sees them (``bench/offline_fit_v2.py`` scores BM25 variants with them)."""
         return self._analyse(text, max_tokens).terms
 
-    def _embed(self, path: str, texts: list[str]) -> dict[tuple[str, str], np.ndarray]:
-        """Unit vectors of ``texts`` by the path's encoder, through the LRU cache."""
-        keys = list(dict.fromkeys((path, text) for text in texts))
+    def _embed(self, kind: str, texts: list[str]) -> dict[tuple[str, str], np.ndarray]:
+        """Unit vectors of ``texts`` by the encoder of ``kind`` (a path, or e5's query or
+        passage side), through the LRU cache."""
+        keys = list(dict.fromkeys((kind, text) for text in texts))
         with self._lock:
             found = {key: self._embeddings[key] for key in keys if key in self._embeddings}
             self._hits += len(found)
@@ -306,7 +342,7 @@ class OfflineRerankerV2(RerankerArchitecture):
         size = self.settings.encoder_batch_size
         for start in range(0, len(missing), size):
             chunk = missing[start:start + size]
-            vectors = self.encoders[path].encode([text for _, text in chunk])
+            vectors = self._encode[kind]([text for _, text in chunk])
             found.update(zip(chunk, vectors, strict=True))
         with self._lock:
             self._misses += len(missing)
