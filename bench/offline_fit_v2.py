@@ -162,16 +162,18 @@ def collection_pairs(folder: Path) -> tuple[list[Pair], list[tuple[str, str]], o
     return pairs, ids, collection
 
 
-def checkset_pairs() -> tuple[list[Pair], list[str]]:
-    """Every query language against every passage language (en-en left out), and a query
-    group per pair. A group is one question against the passages of *all* languages at once,
-    so the fit ranks mixed lists: a cross-lingual answer must beat same-language distractors,
-    which is what makes scores comparable across languages. (Grouped per passage language
-    instead, the nDCG plateau let the log-loss tie-break push e5's weight to the end of its
-    grid, and same-language distractors then outscored cross-lingual answers.)"""
+def checkset_pairs() -> tuple[list[Pair], list[str], list[str]]:
+    """Every query language against every passage language (en-en left out), a query group
+    per pair and its languages (``"de-zh"``: German question, Chinese passage). A group is one
+    question against the passages of *all* languages at once, so the fit ranks mixed lists: a
+    cross-lingual answer must beat same-language distractors, which is what makes scores
+    comparable across languages. (Grouped per passage language instead, the nDCG plateau let
+    the log-loss tie-break push e5's weight to the end of its grid, and same-language
+    distractors then outscored cross-lingual answers.)"""
     sets = {lang: build_checkset(lang) for lang in LANGUAGES}
     pairs: list[Pair] = []
     groups: list[str] = []
+    languages: list[str] = []
     for a in LANGUAGES:
         for b in LANGUAGES:
             if a == b == "en":
@@ -180,7 +182,8 @@ def checkset_pairs() -> tuple[list[Pair], list[str]]:
                 pairs.extend((question, text, int(doc.startswith(f"{topic}-")))
                              for doc, text in sets[b].docs.items())
                 groups.extend([f"check/{a}/{topic}"] * len(sets[b].docs))
-    return pairs, groups
+                languages.extend([f"{a}-{b}"] * len(sets[b].docs))
+    return pairs, groups, languages
 
 
 def english_path(reranker: Reranker) -> dict[str, object]:
@@ -225,7 +228,7 @@ def _logits(weights: dict[str, object], dense: np.ndarray,
 def multilingual_path(reranker: Reranker) -> dict[str, object]:
     """Fit on CMRC 2018 trial and the check set (multilingual-path pairs only)."""
     cmrc, ids, _ = collection_pairs(DATA_DIR / "cmrc2018-trial")
-    check, check_groups = checkset_pairs()
+    check, check_groups, _ = checkset_pairs()
     pairs = cmrc + check
     groups = np.array([f"cmrc/{q}" for q, _ in ids] + check_groups)
     dense, _, e5, paths = features(reranker, pairs, "multilingual")
