@@ -3,19 +3,20 @@
 Each path gets ``logit = w_dense * dense + w_e5 * e5 + w_lexical * lexical + bias`` from a
 logistic regression with balanced classes over the model's own features
 (``OfflineRerankerV2.features``; ``e5``, multilingual-e5-small's cosine, only on the
-multilingual path),
-and the BM25 length normalisation ``bm25_b`` of its lexical feature, chosen from
-:data:`B_GRID` together with the weight ratio (the model scores BM25 with a fixed typical
-document length, not the collection's average, so how much length should count is fitted):
+multilingual path), and the BM25 length normalisation ``bm25_b`` of its lexical feature,
+chosen from :data:`B_GRID` together with the weight ratios (the model scores BM25 with a
+fixed typical document length, not the collection's average, so how much length should count
+is fitted):
 
 - ``english`` (both sides English: MiniLM cosine, bf16 where the CPU has it, + BM25): fitted
   on **Cranfield** (BM25 top 100 of ``m0rank.eval.bm25_run``). Cranfield's held-out figure
   is therefore the 2-fold cross-validation reported here (fit on odd-numbered queries,
   score the even ones, and back).
-- ``multilingual`` (every other pair: USE v3 cosine + BM25): fitted on **CMRC 2018 trial**
-  (``bench/data/cmrc2018-trial``, BM25 top 100) and the project's **check set**
-  (``m0rank.testing.checkset``: 12 topics, every query language against every passage
-  language, en-en left out). Neither is in any figure of ``offline_quality.py``.
+- ``multilingual`` (every other pair: USE v3 cosine + multilingual-e5-small cosine + BM25):
+  fitted on **CMRC 2018 trial** (``bench/data/cmrc2018-trial``, BM25 top 100) and the
+  project's **check set** (``m0rank.testing.checkset``: 12 topics, each question ranked
+  against the passages of every language in one mixed list, en-en pairs left out). Neither
+  is in any figure of ``offline_quality.py``.
 
 Nothing is fitted on XQuAD or CMRC dev, the evaluation collections.
 
