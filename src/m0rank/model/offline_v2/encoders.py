@@ -32,7 +32,7 @@ import numpy as np
 from m0rank.errors import MissingDependencyError, ModelLoadError
 from m0rank.model.offline.encoder import bundled_minilm_dir
 
-__all__ = ["UseEncoder", "FusedMiniLm", "PRECISIONS", "bf16_is_fast"]
+__all__ = ["UseEncoder", "FusedMiniLm", "PRECISIONS", "bf16_is_fast", "bert_modules"]
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +80,7 @@ def _use_tokenizer() -> Any:
     return sentencepiece.SentencePieceProcessor(model_file=str(model))
 
 
-def _torch_modules() -> Any:
+def bert_modules() -> Any:
     """MiniLM's module classes (torch is imported only when a model loads)."""
     import torch
     from torch import nn
@@ -207,7 +207,7 @@ class FusedMiniLm:
         folder = model_dir or bundled_minilm_dir()
         try:
             config = json.loads((folder / "config.json").read_text())
-            module = _torch_modules()(config)
+            module = bert_modules()(config)
             module.load_state_dict(_bert_state(load_file(str(folder / "model.safetensors")),
                                                config["num_hidden_layers"]))
             self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
