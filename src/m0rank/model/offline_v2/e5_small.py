@@ -26,7 +26,6 @@ import importlib.util
 import re
 import struct
 import threading
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from m0rank.errors import MissingDependencyError, ModelLoadError
-from m0rank.model.offline_v2.encoders import MIN_PADDED_TOKENS, PRECISIONS, bf16_is_fast
+from m0rank.model.offline_v2.encoders import PRECISIONS, bf16_is_fast, run_padded
 
 __all__ = ["E5Small", "bundled_e5_file", "QUERY_PREFIX", "PASSAGE_PREFIX"]
 
@@ -276,19 +275,6 @@ class E5Small:
     def _encode(self, texts: list[str]) -> np.ndarray:
         """One padded batch; in bf16 padded to at least ``MIN_PADDED_TOKENS`` so a text's
         vector does not depend on its batch mates (as ``FusedMiniLm._encode``)."""
-        import torch
-
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        pieces = self.pieces(texts)
-        longest = max(len(ids) for ids in pieces)
-        if self.precision == "bf16":
-            longest = max(longest, MIN_PADDED_TOKENS)
-        ids = torch.full((len(pieces), longest), self._special["pad"], dtype=torch.long)
-        mask = torch.zeros_like(ids)
-        for row, seq in enumerate(pieces):
-            ids[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
-        with torch.inference_mode(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return self.module(ids, mask).float().numpy()
+        return run_padded(self.module, self.pieces(texts), self._special["pad"], self.precision)

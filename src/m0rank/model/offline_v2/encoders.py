@@ -32,7 +32,8 @@ import numpy as np
 from m0rank.errors import MissingDependencyError, ModelLoadError
 from m0rank.model.offline.encoder import bundled_minilm_dir
 
-__all__ = ["UseEncoder", "FusedMiniLm", "PRECISIONS", "bf16_is_fast", "bert_modules"]
+__all__ = ["UseEncoder", "FusedMiniLm", "PRECISIONS", "bf16_is_fast", "bert_modules",
+           "run_padded"]
 
 logger = logging.getLogger(__name__)
 
@@ -169,6 +170,27 @@ def bf16_is_fast() -> bool:
         return False
 
 
+def run_padded(module: Any, pieces: list[list[int]], pad_id: int,
+               precision: str) -> np.ndarray:
+    """Unit vectors of token id lists through a ``bert_modules`` BERT, as one padded batch.
+    In bf16 the batch is padded to at least :data:`MIN_PADDED_TOKENS`: oneDNN picks other
+    kernels for very short sequences, whose bf16 rounding differs, so without it a short
+    text alone would get a slightly different vector than next to a longer one."""
+    import torch
+
+    longest = max(len(ids) for ids in pieces)
+    if precision == "bf16":
+        longest = max(longest, MIN_PADDED_TOKENS)
+    ids = torch.full((len(pieces), longest), pad_id, dtype=torch.long)
+    mask = torch.zeros_like(ids)
+    for row, seq in enumerate(pieces):
+        ids[row, : len(seq)] = torch.tensor(seq)
+        mask[row, : len(seq)] = 1
+    with torch.inference_mode(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return module(ids, mask).float().numpy()
+
+
 class FusedMiniLm:
     """all-MiniLM-L6-v2 from explicit linear layers and fused attention.
 
@@ -252,18 +274,6 @@ class FusedMiniLm:
         bf16 rounding differs (up to 4e-3 per component), so a short text alone would get a
         slightly different vector than in a batch with a longer one. From 64 positions on
         the vectors were bit-identical whatever the padding (tests/model/offline_v2)."""
-        import torch
-
         with self._lock:
             pieces = [encoding.ids for encoding in self.tokenizer.encode_batch(list(texts))]
-        longest = max(len(ids) for ids in pieces)
-        if self.precision == "bf16":
-            longest = max(longest, MIN_PADDED_TOKENS)
-        ids = torch.zeros((len(pieces), longest), dtype=torch.long)  # [PAD] is 0
-        mask = torch.zeros_like(ids)
-        for row, seq in enumerate(pieces):
-            ids[row, : len(seq)] = torch.tensor(seq)
-            mask[row, : len(seq)] = 1
-        with torch.inference_mode(), warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return self.module(ids, mask).float().numpy()
+        return run_padded(self.module, pieces, pad_id=0, precision=self.precision)  # [PAD] 0
