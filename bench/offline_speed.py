@@ -4,7 +4,7 @@
   ``Reranker.from_pretrained(name)`` (median of 3), and the same until a first ranking of two
   documents is done;
 - text: one query against 100 distinct documents of about 256 word pieces (cold caches; the
-  median of 3 runs, each with fresh documents), in English (Cranfield abstracts), German and
+  median of 3 runs, each on a newly loaded model), in English (Cranfield abstracts), German and
   Chinese (XQuAD paragraphs); then a second query against the same documents (document
   embeddings cached);
 - page images: one query against 8 distinct rendered pages (OCR cache cold), then again;
@@ -109,16 +109,18 @@ def _cpu_seconds() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def text_speed(reranker: Reranker, language: str, texts: list[str],
+def text_speed(name: str, language: str, texts: list[str],
                runs: int = 3) -> dict[str, object]:
-    """One query against ``texts`` with cold caches, ``runs`` times with fresh documents (run
-    ``k > 0`` puts ``(k) `` before each, so no embedding is cached, not even by v1, which
-    caches a document cut to its first 256 word pieces; the median run is
-    reported: single runs varied by up to 50 % on this shared machine), then a second query
-    against the first run's documents (warm)."""
+    """One query against ``texts`` with cold caches, ``runs`` times, each on a newly loaded
+    model (load not timed), so nothing is cached: changing the documents instead is not
+    enough, since v1 caches a document cut to 256 word pieces and v2 caches every sentence
+    of a document. The median run is reported (single runs varied by up to 50 % on this
+    shared machine), then a second query against the same documents (warm)."""
     first, second = QUERIES[language]
-    cold = [timed_rank(reranker, first, [f"({run}) {t}" if run else t for t in texts])
-            for run in range(runs)]
+    cold = []
+    for _ in range(runs):
+        reranker = Reranker.from_pretrained(name)
+        cold.append(timed_rank(reranker, first, texts))
     median = sorted(cold, key=lambda row: row["wall_s"])[len(cold) // 2]
     return {"documents": len(texts), "cold": median,
             "cold_runs_wall_s": [row["wall_s"] for row in cold],
@@ -223,18 +225,17 @@ def main() -> None:
         "cold_start": {name: cold_start(name, args.cold_runs) for name in MODELS}}
     write_result("offline_speed", report)
     docs = {lang: long_documents(corpus_texts(lang), 100) for lang in ("en", "de", "zh")}
-    models = {name: Reranker.from_pretrained(name) for name in MODELS}
     results: dict[str, dict[str, object]] = {name: {} for name in MODELS}
     report["models"] = results
     for language, texts in docs.items():
-        for name, reranker in models.items():
-            results[name][f"text_256_tokens_{language}"] = text_speed(reranker, language, texts)
+        for name in MODELS:
+            results[name][f"text_256_tokens_{language}"] = text_speed(name, language, texts)
             print(name, language, results[name][f"text_256_tokens_{language}"], flush=True)
             write_result("offline_speed", report)
     if not args.skip_pages:
         pages = [{"image": render_passage(t)} for t in long_documents(corpus_texts("en"), 8, 200)]
-        for name, reranker in models.items():
-            results[name]["page_images"] = page_speed(reranker, pages)
+        for name in MODELS:
+            results[name]["page_images"] = page_speed(Reranker.from_pretrained(name), pages)
             write_result("offline_speed", report)
     if not args.skip_encoders:
         report["encoders_100_english_docs_s"] = encoders(docs["en"])
