@@ -14,15 +14,13 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent / "results"
 RUNS = [
     "text: `--parts text --out offline_quality_text` (v2 all 240 questions, v1 the first 60; "
-    "top-1, calibration, pairwise and reverse calibration and mixed lists from one run, made "
-    "after the other two parts when the reverse and mixed-list checks were added; its top-1 "
-    "and calibration equal the first text run's)",
+    "top-1, calibration, pairwise and reverse calibration and mixed lists from one run)",
     "collections: `--parts collections --out offline_quality_collections` (cranfield, cisi, "
     "xquad-en/de/zh, cmrc2018-dev)",
     "pages: `--parts pages --v1-queries 30 --out offline_quality_pages` (v2 all 240 pages per "
     "language, v1 30 questions)",
-    "collections and pages ran at the same time on the 2 cores (load average about 3): "
-    "their seconds are not speed figures (offline_speed.json has those)",
+    "the three parts ran at the same time on the 2 cores, with a test-suite run beside them "
+    "(load average 6-7): their seconds are not speed figures (offline_speed.json has those)",
 ]
 PARTS = ("text", "collections", "pages")
 

@@ -135,6 +135,20 @@ def test_reduced_precision_minilm_stays_close_to_fp32(precision: str) -> None:
     assert cosines.min() > (0.99 if precision == "bf16" else 0.9)
 
 
+def test_fp32_minilm_gives_the_first_generations_vectors() -> None:
+    """The fused layers are built on the meta device and handed the checkpoint's tensors
+    (``encoders.load_bert``); v1's encoder, checked against transformers' BertModel, is the
+    reference. A weight left unassigned, transposed or swapped among q/k/v fails here."""
+    from m0rank.model.offline.encoder import MiniLmEncoder, bundled_minilm_dir
+    from m0rank.model.offline_v2.encoders import FusedMiniLm
+
+    texts = passages("en", ("ev", "bees", "coffee"))
+    fused, v1 = FusedMiniLm(precision="fp32"), MiniLmEncoder(bundled_minilm_dir())
+    assert {p.device.type for p in fused.module.parameters()} == {"cpu"}
+    reference = np.asarray(v1.encode([v1.word_pieces(text)[0] for text in texts]))
+    np.testing.assert_allclose(fused.encode(texts), reference, atol=1e-4)
+
+
 def test_bf16_vectors_are_identical_alone_and_with_longer_batch_mates() -> None:
     """bf16 rounding depends on the kernel, and oneDNN picks other kernels for very short
     sequences: the encoder pads to 64 positions so a short query gets one vector everywhere."""
