@@ -18,6 +18,13 @@ is fitted):
   against the passages of every language in one mixed list, en-en pairs left out). Neither
   is in any figure of ``offline_quality.py``.
 
+- ``language_offsets`` (per query language and document language, added to the logit):
+  measured on the **check set** with the weights above, every query language against every
+  passage language (en-en included): each language pair's irrelevant pairs are moved to the
+  mean logit of English-English irrelevant pairs (:func:`language_offsets`). It is constant
+  within a language pair, so no ranking within one language changes; across languages an
+  irrelevant document scores alike whatever its language.
+
 Nothing is fitted on XQuAD or CMRC dev, the evaluation collections.
 
 The Chinese index terms (``chinese_terms``) were chosen on CMRC 2018 trial too: the script
@@ -45,7 +52,7 @@ from m0rank.eval import bm25_run, load_beir
 from m0rank.eval.first_stage import top_k
 from m0rank.eval.runner import evaluate_run
 from m0rank.model.offline.lexical import LexicalScorer
-from m0rank.terms import CHINESE_MODES, index_terms
+from m0rank.terms import CHINESE_MODES, detect_language, index_terms
 from m0rank.testing.checkset import LANGUAGES, build_checkset
 from m0rank.types import Document
 
@@ -163,21 +170,21 @@ def collection_pairs(folder: Path) -> tuple[list[Pair], list[tuple[str, str]], o
     return pairs, ids, collection
 
 
-def checkset_pairs() -> tuple[list[Pair], list[str], list[str]]:
+def checkset_pairs(english_pairs: bool = False) -> tuple[list[Pair], list[str], list[str]]:
     """Every query language against every passage language (en-en left out), a query group
     per pair and its languages (``"de-zh"``: German question, Chinese passage). A group is one
     question against the passages of *all* languages at once, so the fit ranks mixed lists: a
     cross-lingual answer must beat same-language distractors, which is what makes scores
     comparable across languages. (Grouped per passage language instead, the nDCG plateau let
     the log-loss tie-break push e5's weight to the end of its grid, and same-language
-    distractors then outscored cross-lingual answers.)"""
+    distractors then outscored cross-lingual answers.) ``english_pairs`` keeps en-en pairs."""
     sets = {lang: build_checkset(lang) for lang in LANGUAGES}
     pairs: list[Pair] = []
     groups: list[str] = []
     languages: list[str] = []
     for a in LANGUAGES:
         for b in LANGUAGES:
-            if a == b == "en":
+            if a == b == "en" and not english_pairs:
                 continue
             for topic, question in sets[a].queries.items():
                 pairs.extend((question, text, int(doc.startswith(f"{topic}-")))
@@ -260,6 +267,35 @@ def chinese_terms_on_trial(reranker: Reranker, pairs: list[Pair],
     return out
 
 
+def language_offsets(reranker: Reranker, weights: dict[str, dict[str, object]]
+                     ) -> dict[str, object]:
+    """The model's ``language_offsets`` under the fitted ``weights`` (path -> shipped
+    weights): on the check set (every query language against every passage language, en-en
+    included), the mean logit of the *irrelevant* pairs of each (query language, document
+    language), and the offset that moves it to the English-English mean. Languages are the
+    model's own (:func:`m0rank.terms.detect_language`). Within a language pair the offset is
+    constant, so no ranking among documents of one language changes; across languages an
+    irrelevant document then scores alike whatever its language."""
+    pairs, _, _ = checkset_pairs(english_pairs=True)
+    dense, _, e5, paths = features(reranker, pairs, "checkset-all")
+    lexical_by = lexical_by_b(reranker, pairs)
+    logits = np.empty(len(pairs))
+    for path, w in weights.items():
+        rows = np.array([p == path for p in paths])
+        logits[rows] = _logits(w, dense, lexical_by, e5)[rows]
+    cells = [(detect_language([q]), detect_language([d])) for q, d, _ in pairs]
+    irrelevant = np.array([label == 0 for _, _, label in pairs])
+    means = {cell: float(logits[irrelevant & np.array([c == cell for c in cells])].mean())
+             for cell in sorted(set(cells))}
+    reference = means["english", "english"]
+    table: dict[str, dict[str, float]] = {}
+    for (query_language, document_language), mean in means.items():
+        table.setdefault(query_language, {})[document_language] = round(reference - mean, 3)
+    return {"offsets": table,
+            "irrelevant_mean_logit": {f"{q}->{d}": round(m, 3) for (q, d), m in means.items()},
+            "pairs": len(pairs)}
+
+
 def _shipped(weights: dict[str, object]) -> dict[str, object]:
     return {k: weights[k] for k in ("w_dense", "w_lexical", "bias", "bm25_b", "w_e5")}
 
@@ -270,16 +306,20 @@ def main() -> None:
     report = {"multilingual": multilingual_path(reranker)}
     print(json.dumps(report, indent=2), flush=True)
     report["english"] = english_path(reranker)
+    report["language_offsets"] = language_offsets(
+        reranker, {path: report[path]["weights"] for path in ("english", "multilingual")})
     print(json.dumps(report, indent=2))
     write_result("offline_fit_v2", report)
     if "--dry-run" not in sys.argv:
         config = json.loads(CONFIG.read_text())
         config["english"] = report["english"]["weights"]
         config["multilingual"] = report["multilingual"]["weights"]
+        config["language_offsets"] = report["language_offsets"]["offsets"]
         config.pop("bm25_b", None)  # per path now
         config["fitted_on"] = ("english: Cranfield (all queries; held out only by 2-fold "
                                "cross-validation); multilingual: CMRC 2018 trial + the m0rank "
-                               "check set; see bench/offline_fit_v2.py")
+                               "check set; language_offsets: the check set's irrelevant pairs; "
+                               "see bench/offline_fit_v2.py")
         CONFIG.write_text(json.dumps(config, indent=2, ensure_ascii=False) + "\n")
 
 

@@ -47,14 +47,30 @@ def same_language(models: dict[str, Reranker], name: str) -> dict[str, object]:
     """BM25 and each model's reranking of its top 100, nDCG@10."""
     coll = collection(name)
     first = bm25_run(coll, DEPTH)
-    row: dict[str, object] = {"BM25": round(first_stage_result("BM25", coll, first,
-                                                               METRICS).metrics["ndcg@10"], 4)}
+    baseline = first_stage_result("BM25", coll, first, METRICS)
+    row: dict[str, object] = {"BM25": round(baseline.metrics["ndcg@10"], 4)}
     for label, model in models.items():
         result = model_result(label, model, coll, first, k=DEPTH, metrics=METRICS)
         row[label] = round(result.metrics["ndcg@10"], 4)
         row[f"{label}_seconds"] = round(result.seconds, 1)
+        row[f"{label}_vs_BM25"] = paired_comparison(result.per_query["ndcg@10"],
+                                                    baseline.per_query["ndcg@10"])
     print(name, row, flush=True)
     return row
+
+
+def paired_comparison(ours: dict[str, float], theirs: dict[str, float]) -> dict[str, object]:
+    """Per query: how often ``ours`` beats, ties and loses to ``theirs``, and the two-sided
+    p-value of a paired permutation test (Fisher's randomization test, as IR papers use) on
+    the mean difference: whether a gap is more than which queries happened to be drawn."""
+    from scipy.stats import permutation_test
+
+    queries = sorted(ours)
+    diff = np.array([ours[q] - theirs[q] for q in queries])
+    test = permutation_test((diff,), np.mean, permutation_type="samples", n_resamples=9999,
+                            alternative="two-sided", random_state=0)
+    return {"wins": int((diff > 1e-12).sum()), "ties": int((np.abs(diff) <= 1e-12).sum()),
+            "losses": int((diff < -1e-12).sum()), "p_value": round(float(test.pvalue), 4)}
 
 
 def score_matrix(model: Reranker, queries: list[object], docs: list[object]) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from m0rank.terms import cjk_share, decompound, detect_language, index_terms
 
 
@@ -31,6 +33,18 @@ def test_language_and_script_detection() -> None:
     assert detect_language(["Wie hoch ist der Eiffelturm?"]) == "german"
     assert detect_language(["How tall is the tower?"]) == "english"
     assert cjk_share(["abc"]) == 0.0 and cjk_share(["铁塔"]) == 1.0
+
+
+@pytest.mark.parametrize(("text", "language"), [
+    ("Was ist DECnet?", "german"),  # "was" used to count as English
+    ("In welchem Jahr starb Tesla?", "german"),  # and "in"
+    ("Wo wurde Friedrich Ratzel geboren?", "german"),
+    ("Who was Nikola Tesla?", "english"),
+    ("When was the tower built?", "english"),
+    ("In which year did Tesla die?", "english")])
+def test_short_questions_are_told_apart_by_their_question_words(text: str,
+                                                                 language: str) -> None:
+    assert detect_language([text]) == language
 
 
 def test_jieba_plus_bigrams_keeps_both_words_and_bigrams() -> None:

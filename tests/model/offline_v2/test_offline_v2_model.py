@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from v2_helpers import (
     BERLIN_DE,
     EIFFEL_QUERY_DE,
     EIFFEL_ZH,
+    GREAT_WALL_ANSWER,
+    GREAT_WALL_DISTRACTORS,
+    GREAT_WALL_QUESTION,
     TOPICS,
     passages,
     question,
@@ -66,6 +71,45 @@ def test_relevant_cross_lingual_outscores_irrelevant_same_language(offline_v2) -
         relevant = offline_v2.score(query, [passages(doc_lang)[0]])[0].score
         irrelevant = max(s.score for s in offline_v2.score(query, passages(query_lang)[1:]))
         assert relevant > irrelevant, (query_lang, doc_lang, relevant, irrelevant)
+
+
+@pytest.mark.parametrize(("query_lang", "doc_lang"), DIRECTIONS)
+def test_held_out_cross_lingual_answer_outscores_every_same_language_distractor(
+        offline_v2, query_lang: str, doc_lang: str) -> None:
+    """On texts outside every fit: without the language offsets a Chinese question's
+    irrelevant Chinese passages (0.43) outscored its English and German answers (0.14, 0.09)."""
+    query = GREAT_WALL_QUESTION[query_lang]
+    answer = offline_v2.score(query, [GREAT_WALL_ANSWER[doc_lang]])[0].score
+    distractors = offline_v2.score(query, GREAT_WALL_DISTRACTORS[query_lang])
+    assert answer > max(s.score for s in distractors), (answer, [s.score for s in distractors])
+
+
+def test_language_offsets_shift_only_their_language_pair(offline_v2) -> None:
+    model = offline_v2.model
+    shifted = OfflineRerankerV2(
+        dataclasses.replace(model.settings, language_offsets=((("german", "chinese"), 2.0),)),
+        model.encoders, model.e5, model.lexical["english"].idf, None)
+    pairs = offline_v2.engine.prepare(
+        [(Document(text=EIFFEL_QUERY_DE), Document(text=EIFFEL_ZH)),
+         (Document(text=EIFFEL_QUERY_DE), Document(text=BERLIN_DE)),
+         (Document(text=EIFFEL_ZH), Document(text=EIFFEL_QUERY_DE))], ScoreOptions())
+    assert [p.payload.languages for p in pairs] == [("german", "chinese"), ("german", "german"),
+                                                    ("chinese", "german")]
+    unshifted = OfflineRerankerV2(
+        dataclasses.replace(model.settings, language_offsets=()),
+        model.encoders, model.e5, model.lexical["english"].idf, None)
+    np.testing.assert_allclose(shifted.forward(pairs) - unshifted.forward(pairs),
+                               [2.0, 0.0, 0.0], atol=1e-9)
+
+
+def test_shipped_language_offsets_lower_chinese_pairs_and_raise_cross_lingual_ones(
+        offline_v2) -> None:
+    """Encoders rate Chinese-Chinese pairs highest whatever their relevance; the fitted
+    offsets take that back and lift cross-lingual pairs (English-English is the 0)."""
+    offset = offline_v2.model.settings.language_offset
+    assert offset("english", "english") == 0.0
+    assert offset("chinese", "chinese") < 0.0
+    assert offset("chinese", "english") > 0.0 and offset("german", "english") > 0.0
 
 
 def test_english_pairs_take_the_minilm_path(offline_v2) -> None:
@@ -204,6 +248,21 @@ def test_each_path_scores_bm25_with_its_own_length_normalisation(offline_v2) -> 
     # b > 0: the same match in a long document counts less
     assert model.lexical_score("tall tower", long_doc) < model.lexical_score("tall tower",
                                                                              short_doc)
+
+
+@pytest.mark.parametrize(("table", "message"), [
+    ({"french": {"english": 1.0}}, "unknown language 'french'"),
+    ({"german": {"english": "high"}}, r"language_offsets\['german'\]\['english'\] must be a "
+                                      "finite number, got 'high'"),
+    ({"german": {"english": float("inf")}}, "must be a finite number, got inf"),
+    ({"german": 1.0}, r"language_offsets\['german'\] must be an object, got float"),
+    ([1.0], "language_offsets must be an object, got list")])
+def test_bad_language_offsets_in_config_are_load_errors(table: object, message: str) -> None:
+    from m0rank.errors import ModelLoadError
+    from m0rank.model.offline_v2 import OfflineV2Settings
+
+    with pytest.raises(ModelLoadError, match=message):
+        OfflineV2Settings.from_config({"language_offsets": table})
 
 
 def test_bad_chinese_terms_in_config_is_a_load_error() -> None:

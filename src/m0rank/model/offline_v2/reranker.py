@@ -23,11 +23,19 @@ How a pair is scored:
    jieba words plus character bigrams, Snowball stems, German compounds split), divided by
    the query's best case, in [0, 1]; numbers and names also match across languages. Its
    length normalisation ``bm25_b`` is the path's, fitted with the weights.
-6. ``logit = w_dense * dense + w_e5 * e5 + w_lexical * lexical + bias`` with the path's
-   weights (``w_e5`` is 0 on the english path, where e5 is not computed), and
+6. ``logit = w_dense * dense + w_e5 * e5 + w_lexical * lexical + bias + offset`` with the
+   path's weights (``w_e5`` is 0 on the english path, where e5 is not computed), and
    ``score = sigmoid(logit)``. Each path's weights are a logistic regression with balanced
-   classes, so both read as "probability of relevance under a 50/50 prior" and are comparable
-   across paths and languages. The fitting data is named in ``config.json`` and the docs.
+   classes, so both read as "probability of relevance under a 50/50 prior". The fitting data
+   is named in ``config.json`` and the docs.
+7. ``offset``: the *language offset* of the pair's (query language, document language), so
+   that scores mean the same across languages. Encoders give same-language pairs higher
+   cosines than cross-lingual ones whatever their relevance (Chinese-Chinese most of all), so
+   without it an irrelevant Chinese paragraph often outscored a relevant English one for a
+   Chinese question. Each offset moves its language pair's *irrelevant* pairs to the same
+   mean logit as English-English irrelevant pairs (measured on the check set by
+   ``bench/offline_fit_v2.py``; English-English is 0). It is constant within a language
+   pair, so it changes no ranking among documents of one language.
 
 A side with images but no readable text and no text of its own scores exactly 0.0 with a
 warning, as in the first generation.
@@ -42,6 +50,7 @@ import threading
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, ClassVar, NamedTuple
 
@@ -60,12 +69,13 @@ from m0rank.terms import CHINESE_MODES, detect_language, index_terms
 from m0rank.types import CacheStats, Document
 
 __all__ = ["OfflineRerankerV2", "OfflineV2Settings", "PathWeights", "Features", "NO_TEXT_LOGIT",
-           "sentences"]
+           "LANGUAGES", "sentences"]
 
 logger = logging.getLogger(__name__)
 
 NO_TEXT_LOGIT = -100.0  # logit of a pair that cannot be judged: score exactly 0.0
 ENGLISH, MULTILINGUAL = "english", "multilingual"
+LANGUAGES = ("english", "german", "chinese")  # as m0rank.terms.detect_language names them
 E5_QUERY, E5_PASSAGE = "e5-query", "e5-passage"  # embedding cache kinds besides the paths
 MAX_SENTENCES = 24  # sentences of a document compared with the query (the rest ignored)
 _SENTENCE_END = re.compile(r"(?<=[.!?;\u3002\uff01\uff1f\uff1b])\s*")
@@ -136,6 +146,9 @@ class OfflineV2Settings:
     ocr_languages: tuple[str, ...] = ("eng", "deu", "chi_sim")
     ocr_min_confidence: float = 50.0
     ocr_cache_entries: int = 1024
+    # ((query language, document language), offset) with languages as
+    # m0rank.terms.detect_language names them; pairs not listed get 0.0
+    language_offsets: tuple[tuple[tuple[str, str], float], ...] = ()
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> OfflineV2Settings:
@@ -148,6 +161,8 @@ class OfflineV2Settings:
                     known[path] = PathWeights(**known[path])
             if "ocr_languages" in known:
                 known["ocr_languages"] = tuple(known["ocr_languages"])
+            if "language_offsets" in known:
+                known["language_offsets"] = _read_offsets(known["language_offsets"])
             settings = cls(**known)
         except TypeError as exc:
             raise ModelLoadError(f"offline v2 config.json: {exc}") from None
@@ -160,6 +175,40 @@ class OfflineV2Settings:
         """The weights of path ``name`` (``"english"`` or ``"multilingual"``)."""
         return {ENGLISH: self.english, MULTILINGUAL: self.multilingual}[name]
 
+    def language_offset(self, query_language: str, document_language: str) -> float:
+        """The logit offset of a (query, document) language pair; 0.0 when not listed."""
+        return self._offsets.get((query_language, document_language), 0.0)
+
+    @cached_property
+    def _offsets(self) -> dict[tuple[str, str], float]:
+        return dict(self.language_offsets)
+
+
+def _read_offsets(table: Any) -> tuple[tuple[tuple[str, str], float], ...]:
+    """``{"german": {"chinese": 0.31, ...}, ...}`` (query language -> document language ->
+    offset) as settings items, rejecting unknown languages and non-finite offsets."""
+    def rows_of(value: Any, name: str) -> list[tuple[Any, Any]]:
+        if not isinstance(value, dict):
+            raise ModelLoadError(f"offline v2 config.json: {name} must be an object, got "
+                                 f"{type(value).__name__}")
+        return list(value.items())
+
+    items = []
+    for query_language, row in rows_of(table, "language_offsets"):
+        for document_language, offset in rows_of(row, f"language_offsets[{query_language!r}]"):
+            for language in (query_language, document_language):
+                if language not in LANGUAGES:
+                    raise ModelLoadError(f"offline v2 config.json: language_offsets: unknown "
+                                         f"language {language!r} (known: "
+                                         f"{', '.join(LANGUAGES)})")
+            if isinstance(offset, bool) or not isinstance(offset, (int, float)) \
+                    or not math.isfinite(offset):
+                raise ModelLoadError(f"offline v2 config.json: language_offsets"
+                                     f"[{query_language!r}][{document_language!r}] must be a "
+                                     f"finite number, got {offset!r}")
+            items.append(((query_language, document_language), float(offset)))
+    return tuple(items)
+
 
 @dataclass(frozen=True)
 class _Pair:
@@ -170,6 +219,7 @@ class _Pair:
     path: str
     lexical: float
     readable: bool
+    languages: tuple[str, str] = ("english", "english")  # query's and document's
 
 
 @dataclass(frozen=True)
@@ -241,7 +291,8 @@ class OfflineRerankerV2(RerankerArchitecture):
         lexical = self.lexical[path].score(q.terms, d.terms) if readable else 0.0
         tokens = (len(q.text) + len(d.text)) // 4 + 1  # rough, for batch planning only
         return PreparedPair(num_tokens=tokens,
-                            payload=_Pair(q.text, d.text, path, lexical, readable),
+                            payload=_Pair(q.text, d.text, path, lexical, readable,
+                                          (q.language, d.language)),
                             warnings=(*query_warnings, *doc_warnings))
 
     def forward(self, batch: Sequence[PreparedPair]) -> np.ndarray:
@@ -251,6 +302,7 @@ class OfflineRerankerV2(RerankerArchitecture):
         for path in (ENGLISH, MULTILINGUAL):
             rows = np.array([p.payload.path == path for p in batch])
             logits[rows] = self.settings.path(path).logits(features.rows(rows))
+        logits += [self.settings.language_offset(*p.payload.languages) for p in batch]
         readable = np.array([p.payload.readable for p in batch])
         return np.where(readable, logits, NO_TEXT_LOGIT)
 
