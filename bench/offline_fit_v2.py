@@ -22,8 +22,8 @@ is fitted):
   measured on the **check set** with the weights above, every query language against every
   passage language (en-en included): each language pair's irrelevant pairs are moved to the
   mean logit of English-English irrelevant pairs (:func:`language_offsets`). It is constant
-  within a language pair, so no ranking within one language changes; across languages an
-  irrelevant document scores alike whatever its language.
+  within a language pair, so no ranking among documents read as one language changes;
+  across languages an irrelevant document scores alike whatever its language.
 
 Nothing is fitted on XQuAD or CMRC dev, the evaluation collections.
 
@@ -274,8 +274,8 @@ def language_offsets(reranker: Reranker, weights: dict[str, dict[str, object]]
     included), the mean logit of the *irrelevant* pairs of each (query language, document
     language), and the offset that moves it to the English-English mean. Languages are the
     model's own (:func:`m0rank.terms.detect_language`). Within a language pair the offset is
-    constant, so no ranking among documents of one language changes; across languages an
-    irrelevant document then scores alike whatever its language."""
+    constant, so no ranking among documents read as one language changes; across languages
+    an irrelevant document then scores alike whatever its language."""
     pairs, _, _ = checkset_pairs(english_pairs=True)
     dense, _, e5, paths = features(reranker, pairs, "checkset-all")
     lexical_by = lexical_by_b(reranker, pairs)

@@ -40,20 +40,20 @@ CHINESE_MODES = ("jieba", "bigrams", "jieba+bigrams")
 
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _TOKEN_RE = re.compile(rf"[{_CJK}]+|[^\W_{_CJK}]+")
-# Function and question words of each language. Words that are common in both ("in", "an",
-# "am", "so", "also") count for neither; "was" counts as German, since a short German question
-# ("Was ist DECnet?") has few other hints while an English text with "was" has "the", "when"
-# or "who" beside it, and ties go to English.
+# Function and question words of each language. Words common to both ("in", "an", "am",
+# "so", "also", "was", "war") count for neither: a short German question still has a German verb or
+# question word ("Was ist DECnet?": "ist"), and "Tesla was born in Smiljan." stays English. A
+# tie goes to English unless the text has umlauts (see detect_language).
 _GERMAN_HINTS = frozenset(
     "der die das und ist nicht ein eine einer mit für auf den dem des sich von zu im werden "
-    "wird sind wie auch bei aus nach oder über zur zum vom beim um durch gegen ohne unter hat "
-    "haben hatte war waren wurde wurden es er sie ihr ihre sein seine seinen seiner dass als "
-    "bis noch nur aber wenn sehr kein keine was wann wer wen wem wessen wo woher wohin warum "
+    "wird sind wie auch bei aus nach oder über zur zum vom beim um durch gegen ohne unter "
+    "haben hatte waren wurde wurden es er sie ihr ihre sein seine seinen seiner dass als "
+    "bis noch nur aber wenn sehr kein keine wann wer wen wem wessen wo woher wohin warum "
     "weshalb wieso welche welcher welches welchem welchen".split())
 _ENGLISH_HINTS = frozenset(
-    "the and is are of to for with on that this by from were be as at or what how which who "
+    "the a and is are of to for with on that this by from were be as at or what how which who "
     "when where why did does do has have had it its not their his her they there been would "
-    "can could should about into than then these those".split())
+    "can could should about into than then these those he she i you we".split())
 _MIN_PART = 4  # shortest compound part (shorter splits are mostly noise: "ver", "ein")
 _LINKS = ("", "s", "es", "n", "en")  # German linking elements (Fugenelemente)
 

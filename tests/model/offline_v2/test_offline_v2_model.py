@@ -214,8 +214,12 @@ def test_unknown_minilm_precision_is_a_load_error() -> None:
         FusedMiniLm(precision="fp16")
 
 
-def test_photo_still_scores_zero_with_a_warning(offline_v2) -> None:
-    results = offline_v2.score("electric car", [{"image": synthetic_photo()}, "electric car"])
+@pytest.mark.parametrize("query", ["electric car", "Wie hoch ist der Eiffelturm?",
+                                   "埃菲尔铁塔有多高？"])
+def test_photo_still_scores_zero_with_a_warning(offline_v2, query: str) -> None:
+    """Also for German and Chinese questions, whose language offsets are not 0: an
+    unreadable pair must not get one."""
+    results = offline_v2.score(query, [{"image": synthetic_photo()}, query])
     assert results[0].score == 0.0 and results[0].warnings
     assert results[1].score > 0.0
 

@@ -35,7 +35,8 @@ How a pair is scored:
    Chinese question. Each offset moves its language pair's *irrelevant* pairs to the same
    mean logit as English-English irrelevant pairs (measured on the check set by
    ``bench/offline_fit_v2.py``; English-English is 0). It is constant within a language
-   pair, so it changes no ranking among documents of one language.
+   pair, so it changes no ranking among documents read as one language (a document whose
+   language is misread gets the other language's offset).
 
 A side with images but no readable text and no text of its own scores exactly 0.0 with a
 warning, as in the first generation.
@@ -181,6 +182,7 @@ class OfflineV2Settings:
 
     @cached_property
     def _offsets(self) -> dict[tuple[str, str], float]:
+        """``language_offsets`` as a dict, built once (a lookup per scored pair)."""
         return dict(self.language_offsets)
 
 
@@ -219,7 +221,7 @@ class _Pair:
     path: str
     lexical: float
     readable: bool
-    languages: tuple[str, str] = ("english", "english")  # query's and document's
+    languages: tuple[str, str]  # query's and document's, for the language offset
 
 
 @dataclass(frozen=True)
