@@ -7,6 +7,10 @@
   median of 3 runs, each on a newly loaded model), in English (Cranfield abstracts), German and
   Chinese (XQuAD paragraphs); then a second query against the same documents (document
   embeddings cached);
+- v2 as a CPU without native bf16 runs it, measured side by side on this one (copies of the
+  built-in folder with other precisions, see ``precision_copy``): ``m0rank-offline (no
+  bf16)`` is what ``auto`` picks there (MiniLM fp32 in ONNX Runtime, e5 fp32 in torch), and
+  ``m0rank-offline (fp32 torch)`` both in fp32 torch (``auto`` without the onnx packages);
 - page images: one query against 8 distinct rendered pages (OCR cache cold), then again;
 - encoders: each candidate encoder alone on the 100 English documents (MiniLM fp32 in torch,
   the same int8 in torch, in ONNX Runtime fp32 and int8 when the ``onnx`` package is installed
@@ -36,6 +40,10 @@ from m0rank import Reranker
 from m0rank.testing.checkset import render_passage
 
 MODELS = ("m0rank-offline-v1", "m0rank-offline")
+NO_BF16 = {  # v2 as a CPU without native bf16 runs it, see precision_copy
+    "m0rank-offline (no bf16)": {"minilm_precision": "fp32-onnxruntime", "e5_precision": "fp32"},
+    "m0rank-offline (fp32 torch)": {"minilm_precision": "fp32", "e5_precision": "fp32"},
+}
 _COLD = """
 import sys, time; started = time.perf_counter(); cpu = time.process_time()
 from m0rank import Reranker
@@ -127,6 +135,23 @@ def text_speed(name: str, language: str, texts: list[str],
             "warm_documents_second_query": timed_rank(reranker, second, list(texts))}
 
 
+def precision_copy(precisions: dict[str, str]) -> str:
+    """A temporary copy of v2's built-in folder with the encoders' ``precisions`` (config
+    keys) changed: same weights, scores differing from the default in the third decimal."""
+    import json
+    import shutil
+    import tempfile
+
+    from m0rank.api import BUILTIN_MODELS
+
+    folder = Path(tempfile.mkdtemp(prefix="m0rank-v2-precision-")) / "offline-v2"
+    shutil.copytree(BUILTIN_MODELS["m0rank-offline"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    config.update(precisions)
+    (folder / "config.json").write_text(json.dumps(config, indent=2))
+    return str(folder)
+
+
 def page_speed(reranker: Reranker, pages: list[object]) -> dict[str, object]:
     """One query against distinct page images (OCR cache cold), then again (warm)."""
     return {"pages": len(pages), "cold_ocr": timed_rank(reranker, QUERIES["en"][0], pages),
@@ -144,9 +169,12 @@ def encoders(docs: list[str]) -> dict[str, object]:
     ids = [fp32.word_pieces(d)[0] for d in docs]
     out["minilm_fp32_torch"] = _timed(lambda: [fp32.encode(ids[i:i + 32])
                                                 for i in range(0, len(ids), 32)])
-    for precision in ("fp32", "bf16", "int8"):  # int8: one text at a time, see FusedMiniLm
+    for precision, key in (("fp32", "minilm_fp32_fused_torch"),
+                           ("bf16", "minilm_bf16_fused_torch"),
+                           ("int8", "minilm_int8_fused_torch"),  # one text at a time
+                           ("fp32-onnxruntime", "minilm_fp32_onnxruntime_shipped_graph")):
         fused = FusedMiniLm(precision=precision)
-        out[f"minilm_{precision}_fused_torch"] = _timed(
+        out[key] = _timed(
             lambda f=fused: [f.encode(docs[i:i + 32]) for i in range(0, len(docs), 32)])
     int8 = FusedMiniLm(precision="int8")
     out["minilm_int8_batched_torch_not_batch_independent"] = _timed(
@@ -173,7 +201,8 @@ def _timed(work: object) -> float:
 
 
 def _onnx_minilm(docs: list[str]) -> dict[str, object]:
-    """MiniLM exported to ONNX (fp32) and dynamically quantised to int8, in ONNX Runtime."""
+    """MiniLM exported to ONNX by torch's tracer (fp32) and dynamically quantised to int8, in
+    ONNX Runtime (the shipped fp32 graph is built by ``onnx_bert`` instead)."""
     try:
         import onnx  # noqa: F401 - the exporter needs it
         import onnxruntime as ort
@@ -221,16 +250,18 @@ def main() -> None:
     parser.add_argument("--skip-pages", action="store_true")
     parser.add_argument("--cold-runs", type=int, default=3)
     args = parser.parse_args()
+    models = {name: name for name in MODELS} | {
+        label: precision_copy(precisions) for label, precisions in NO_BF16.items()}
     report: dict[str, object] = {
-        "cold_start": {name: cold_start(name, args.cold_runs) for name in MODELS}}
+        "cold_start": {label: cold_start(name, args.cold_runs) for label, name in models.items()}}
     write_result("offline_speed", report)
     docs = {lang: long_documents(corpus_texts(lang), 100) for lang in ("en", "de", "zh")}
-    results: dict[str, dict[str, object]] = {name: {} for name in MODELS}
+    results: dict[str, dict[str, object]] = {label: {} for label in models}
     report["models"] = results
     for language, texts in docs.items():
-        for name in MODELS:
-            results[name][f"text_256_tokens_{language}"] = text_speed(name, language, texts)
-            print(name, language, results[name][f"text_256_tokens_{language}"], flush=True)
+        for label, name in models.items():
+            results[label][f"text_256_tokens_{language}"] = text_speed(name, language, texts)
+            print(label, language, results[label][f"text_256_tokens_{language}"], flush=True)
             write_result("offline_speed", report)
     if not args.skip_pages:
         pages = [{"image": render_passage(t)} for t in long_documents(corpus_texts("en"), 8, 200)]

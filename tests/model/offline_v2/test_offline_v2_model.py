@@ -193,6 +193,77 @@ def test_fp32_minilm_gives_the_first_generations_vectors() -> None:
     np.testing.assert_allclose(fused.encode(texts), reference, atol=1e-4)
 
 
+def test_onnxruntime_minilm_gives_the_fp32_vectors_alone_and_in_batches() -> None:
+    """The ONNX graph is written node by node (``onnx_bert``): a weight transposed or a q/k/v
+    slice swapped fails here, and so does padding that leaks into a short text's vector."""
+    from m0rank.model.offline_v2.encoders import FusedMiniLm
+
+    texts = ["wing", *passages("en", ("ev", "bees", "coffee")), " ".join(passages("en")) * 3]
+    onnx_route, fp32 = FusedMiniLm(precision="fp32-onnxruntime"), FusedMiniLm(precision="fp32")
+    batched = onnx_route.encode(texts)
+    np.testing.assert_allclose(batched, fp32.encode(texts), atol=1e-5)
+    for row, text in enumerate(texts):
+        np.testing.assert_allclose(onnx_route.encode([text])[0], batched[row], atol=1e-6)
+
+
+def test_onnx_graph_passes_the_onnx_checker() -> None:
+    """The model is not checked at load (that serialises its 90 MB once more)."""
+    import onnx
+
+    from m0rank.model.offline_v2 import onnx_bert
+
+    graph = onnx_bert._bert_graph(  # noqa: SLF001 - the bytes a session is built from
+        {"hidden_size": 8, "num_attention_heads": 2, "num_hidden_layers": 1},
+        _tiny_bert_weights(hidden=8, inner=16, vocab=10, positions=12))
+    onnx.checker.check_model(onnx.load_from_string(graph))
+
+
+def _tiny_bert_weights(hidden: int, inner: int, vocab: int,
+                       positions: int) -> dict[str, np.ndarray]:
+    rng = np.random.default_rng(0)
+    shapes = {"word.weight": (vocab, hidden), "position.weight": (positions, hidden),
+              "token_type.weight": (2, hidden), "norm.weight": (hidden,), "norm.bias": (hidden,)}
+    for name, n_out, n_in in (("qkv", 3 * hidden, hidden), ("out", hidden, hidden),
+                              ("up", inner, hidden), ("down", hidden, inner)):
+        shapes[f"layers.0.{name}.weight"], shapes[f"layers.0.{name}.bias"] = (n_out, n_in), (n_out,)
+    for name in ("norm1", "norm2"):
+        shapes[f"layers.0.{name}.weight"] = shapes[f"layers.0.{name}.bias"] = (hidden,)
+    return {name: rng.standard_normal(shape).astype(np.float32) for name, shape in shapes.items()}
+
+
+@pytest.mark.parametrize(("bf16", "onnx_installed", "expected"),
+                         [(True, True, "bf16"), (False, True, "fp32-onnxruntime"),
+                          (False, False, "fp32")])
+def test_auto_precision_picks_by_cpu_and_installed_packages(
+        monkeypatch: pytest.MonkeyPatch, bf16: bool, onnx_installed: bool, expected: str) -> None:
+    from m0rank.model.offline_v2 import encoders
+
+    monkeypatch.setattr(encoders, "bf16_is_fast", lambda: bf16)
+    monkeypatch.setattr(encoders, "onnxruntime_available", lambda: onnx_installed)
+    assert encoders.FusedMiniLm(precision="auto").precision == expected
+
+
+def test_a_folder_set_to_onnxruntime_ranks_english_as_the_default(offline_v2, tmp_path) -> None:
+    """What a CPU without native bf16 loads (``minilm_precision: auto`` picks the ONNX route
+    there), through the public API from a copy of the built-in folder."""
+    import json
+    import shutil
+
+    from m0rank.api import BUILTIN_MODELS
+
+    folder = tmp_path / "offline-v2"
+    shutil.copytree(BUILTIN_MODELS["m0rank-offline"], folder)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps(config | {"minilm_precision":
+                                                              "fp32-onnxruntime"}))
+    onnx_route = Reranker.from_pretrained(str(folder))
+    query, docs = question("en", "ev"), passages("en")
+    ours = [r.score for r in onnx_route.score(query, docs)]
+    default = [r.score for r in offline_v2.score(query, docs)]
+    assert np.argmax(ours) == np.argmax(default) == 0
+    np.testing.assert_allclose(ours, default, atol=0.02)
+
+
 def test_bf16_vectors_are_identical_alone_and_with_longer_batch_mates() -> None:
     """bf16 rounding depends on the kernel, and oneDNN picks other kernels for very short
     sequences: the encoder pads to 64 positions so a short query gets one vector everywhere."""
