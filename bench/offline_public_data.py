@@ -10,6 +10,11 @@ Sources (public, not written on this project; licences in ``bench/data/README.md
   queries of which 76 have judgements; files ``CISI.ALL``, ``CISI.QRY``, ``CISI.REL`` in the
   SMART format (``.I`` id, ``.T`` title, ``.A`` authors, ``.W`` text, ``.X`` cross-references;
   ``.B`` dates). Optional third argument.
+- DRCD (Shao et al. 2018, Delta Reading Comprehension Dataset; CC BY-SA 3.0): Traditional
+  Chinese Wikipedia reading comprehension; ``DRCD_dev.json`` and ``DRCD_test.json`` of
+  ``github.com/DRCKnowledgeTeam/DRCD``. Optional fourth argument. ``drcd-dev`` is fitting
+  data of the ``chinese`` weights (it was first measured as an unseen collection, see
+  ``offline_fit_v2.py``); ``drcd-test`` is evaluation data only.
 
 Each paragraph becomes a document; the first (non-empty) question of each paragraph becomes a query
 whose only relevant document is its paragraph (one query per paragraph, as in the issue's
@@ -17,7 +22,7 @@ table). ``xquad-<lang>`` folders also keep the paragraph order, so ``xquad-en`` 
 ``p17`` is the translation of ``xquad-zh`` document ``p17`` (used by the cross-lingual check).
 ``cmrc2018-trial`` is the *fitting* collection of the v2 fusion: it is in no reported figure.
 
-Usage: ``python bench/offline_public_data.py XQUAD_DIR CMRC_DIR [CISI_DIR]`` writes
+Usage: ``python bench/offline_public_data.py XQUAD_DIR CMRC_DIR [CISI_DIR [DRCD_DIR]]`` writes
 ``bench/data/``.
 """
 
@@ -103,6 +108,9 @@ def main() -> None:
     xquad, cmrc = Path(sys.argv[1]), Path(sys.argv[2])
     if len(sys.argv) > 3:
         write_cisi(Path(sys.argv[3]))
+    if len(sys.argv) > 4:
+        for split in ("dev", "test"):
+            write_beir(f"drcd-{split}", paragraphs(Path(sys.argv[4]) / f"DRCD_{split}.json"))
     for lang in ("en", "de", "zh"):
         write_beir(f"xquad-{lang}", paragraphs(xquad / f"xquad.{lang}.json"))
     write_beir("cmrc2018-dev", paragraphs(cmrc / "cmrc2018_dev.json"))

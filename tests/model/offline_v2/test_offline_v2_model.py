@@ -102,14 +102,32 @@ def test_language_offsets_shift_only_their_language_pair(offline_v2) -> None:
                                [2.0, 0.0, 0.0], atol=1e-9)
 
 
-def test_shipped_language_offsets_lower_chinese_pairs_and_raise_cross_lingual_ones(
-        offline_v2) -> None:
-    """Encoders rate Chinese-Chinese pairs highest whatever their relevance; the fitted
-    offsets take that back and lift cross-lingual pairs (English-English is the 0)."""
+def test_shipped_language_offsets_raise_cross_lingual_pairs(offline_v2) -> None:
+    """Encoders rate same-language pairs higher whatever their relevance; the fitted offsets
+    lift cross-lingual pairs (English-English is the 0). The Chinese-Chinese offset only
+    re-centres the ``chinese`` weights' own bias, so its sign carries no meaning."""
     offset = offline_v2.model.settings.language_offset
     assert offset("english", "english") == 0.0
-    assert offset("chinese", "chinese") < 0.0
     assert offset("chinese", "english") > 0.0 and offset("german", "english") > 0.0
+    assert offset("english", "chinese") > 0.0 and offset("english", "german") > 0.0
+
+
+def test_irrelevant_chinese_and_english_passages_score_alike_for_a_chinese_question(
+        offline_v2) -> None:
+    """What the offsets are for, on the check set's passages (where they were measured):
+    for a Chinese question, the irrelevant Chinese passages and the irrelevant English ones
+    get mean logits within one logit of each other (without offsets: 2.5 apart)."""
+    from m0rank.testing.checkset import build_checkset
+
+    zh, en = build_checkset("zh"), build_checkset("en")
+    topic = TOPICS[0]
+    for language_set in (zh, en):
+        assert any(doc.startswith(f"{topic}-") for doc in language_set.docs)
+    means = []
+    for docs in (zh.docs, en.docs):
+        irrelevant = [text for doc, text in docs.items() if not doc.startswith(f"{topic}-")]
+        means.append(np.mean([r.logit for r in offline_v2.score(zh.queries[topic], irrelevant)]))
+    assert abs(means[0] - means[1]) < 1.0, means
 
 
 def test_english_pairs_take_the_minilm_path(offline_v2) -> None:
@@ -118,6 +136,34 @@ def test_english_pairs_take_the_minilm_path(offline_v2) -> None:
     assert model.path_of("plant watering needs", "Gießen Sie die Pflanzen, wenn die Erde "
                                                  "trocken ist.") == "multilingual"
     assert model.path_of("植物浇水", "Water your plants weekly.") == "multilingual"
+
+
+def test_chinese_pairs_take_weights_of_their_own(offline_v2) -> None:
+    """Chinese-Chinese pairs: the multilingual encoders, the ``chinese`` weights; a pair with
+    one Chinese side keeps the multilingual weights (fitted on mixed-language lists)."""
+    model = offline_v2.model
+    zh_question, zh_passage = question("zh"), passages("zh")[0]
+    assert model.settings.chinese is not None
+    assert model.path_of(zh_question, zh_passage) == "multilingual"
+    assert model.fusion_of(zh_question, zh_passage) == "chinese"
+    assert model.fusion_of(EIFFEL_QUERY_DE, EIFFEL_ZH) == "multilingual"
+    assert model.fusion_of("植物浇水", "Water your plants weekly.") == "multilingual"
+    assert model.fusion_of("plant watering needs", "Water your plants weekly.") == "english"
+
+
+def test_chinese_weights_change_only_chinese_pairs(offline_v2) -> None:
+    model = offline_v2.model
+    without = OfflineRerankerV2(dataclasses.replace(model.settings, chinese=None),
+                                model.encoders, model.e5, model.lexical["english"].idf, None)
+    zh_question = question("zh")
+    pairs = offline_v2.engine.prepare(
+        [(Document(text=zh_question), Document(text=passages("zh")[0])),
+         (Document(text=zh_question), Document(text=passages("en")[0])),
+         (Document(text=EIFFEL_QUERY_DE), Document(text=EIFFEL_ZH)),
+         (Document(text=question("en")), Document(text=passages("en")[0]))], ScoreOptions())
+    # (the second model has its own embedding cache, so vectors may differ in the 7th digit)
+    changed = ~np.isclose(model.forward(pairs), without.forward(pairs), rtol=0, atol=1e-4)
+    assert changed.tolist() == [True, False, False, False]
 
 
 def test_plant_watering_german_page_beats_installation_guide(offline_v2) -> None:
@@ -338,6 +384,14 @@ def test_bad_language_offsets_in_config_are_load_errors(table: object, message: 
 
     with pytest.raises(ModelLoadError, match=message):
         OfflineV2Settings.from_config({"language_offsets": table})
+
+
+def test_incomplete_chinese_weights_in_config_are_a_load_error() -> None:
+    from m0rank.errors import ModelLoadError
+    from m0rank.model.offline_v2 import OfflineV2Settings
+
+    with pytest.raises(ModelLoadError, match="w_lexical"):
+        OfflineV2Settings.from_config({"chinese": {"w_dense": 1.0, "bias": 0.0}})
 
 
 def test_bad_chinese_terms_in_config_is_a_load_error() -> None:

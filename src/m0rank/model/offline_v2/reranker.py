@@ -25,9 +25,14 @@ How a pair is scored:
    length normalisation ``bm25_b`` is the path's, fitted with the weights.
 6. ``logit = w_dense * dense + w_e5 * e5 + w_lexical * lexical + bias + offset`` with the
    path's weights (``w_e5`` is 0 on the english path, where e5 is not computed), and
-   ``score = sigmoid(logit)``. Each path's weights are a logistic regression with balanced
-   classes, so both read as "probability of relevance under a 50/50 prior". The fitting data
-   is named in ``config.json`` and the docs.
+   ``score = sigmoid(logit)``. A pair whose query and document both read as Chinese takes
+   the multilingual path's features but weights of its own (``chinese``): fitted on
+   Chinese-Chinese lists only, where e5 and the lexical side count more than in the
+   multilingual weights, which are fitted on mixed-language lists (there a heavy e5 or
+   lexical share lets same-language distractors outscore cross-lingual answers). Each set of
+   weights is a logistic regression with balanced classes, so all read as "probability of
+   relevance under a 50/50 prior". The fitting data is named in ``config.json`` and the
+   docs.
 7. ``offset``: the *language offset* of the pair's (query language, document language), so
    that scores mean the same across languages. Encoders give same-language pairs higher
    cosines than cross-lingual ones whatever their relevance (Chinese-Chinese most of all), so
@@ -75,11 +80,24 @@ __all__ = ["OfflineRerankerV2", "OfflineV2Settings", "PathWeights", "Features", 
 logger = logging.getLogger(__name__)
 
 NO_TEXT_LOGIT = -100.0  # logit of a pair that cannot be judged: score exactly 0.0
-ENGLISH, MULTILINGUAL = "english", "multilingual"
+ENGLISH, MULTILINGUAL = "english", "multilingual"  # encoder paths
+CHINESE = "chinese"  # fusion weights of Chinese-Chinese pairs (multilingual encoders)
 LANGUAGES = ("english", "german", "chinese")  # as m0rank.terms.detect_language names them
 E5_QUERY, E5_PASSAGE = "e5-query", "e5-passage"  # embedding cache kinds besides the paths
 MAX_SENTENCES = 24  # sentences of a document compared with the query (the rest ignored)
 _SENTENCE_END = re.compile(r"(?<=[.!?;\u3002\uff01\uff1f\uff1b])\s*")
+
+
+FUSIONS = (ENGLISH, MULTILINGUAL, CHINESE)
+
+
+def _path_and_fusion(query_language: str, document_language: str) -> tuple[str, str]:
+    """Encoders and weights of a pair by its sides' languages (:data:`FUSIONS`)."""
+    if query_language == document_language == "english":
+        return ENGLISH, ENGLISH
+    if query_language == document_language == "chinese":
+        return MULTILINGUAL, CHINESE
+    return MULTILINGUAL, MULTILINGUAL
 
 
 def sentences(text: str) -> list[str]:
@@ -131,6 +149,7 @@ class OfflineV2Settings:
 
     english: PathWeights = PathWeights(7.0, 6.0, -4.7)
     multilingual: PathWeights = PathWeights(9.0, 5.0, -5.0)
+    chinese: PathWeights | None = None  # Chinese-Chinese pairs; None: the multilingual ones
     minilm_max_tokens: int = 256
     e5_max_tokens: int = 64  # the passage's lead: as good as all of it, a quarter the cost
     e5_precision: str = "auto"  # bf16 where the CPU has it natively, else fp32
@@ -153,11 +172,11 @@ class OfflineV2Settings:
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> OfflineV2Settings:
-        """The known keys of ``config.json``; ``english``/``multilingual`` are
+        """The known keys of ``config.json``; ``english``/``multilingual``/``chinese`` are
         ``{"w_dense", "w_lexical", "bias", "bm25_b", "w_e5"}`` objects."""
         known = {k: config[k] for k in cls.__dataclass_fields__ if k in config}
         try:
-            for path in (ENGLISH, MULTILINGUAL):
+            for path in FUSIONS:
                 if path in known:
                     known[path] = PathWeights(**known[path])
             if "ocr_languages" in known:
@@ -173,8 +192,10 @@ class OfflineV2Settings:
         return settings
 
     def path(self, name: str) -> PathWeights:
-        """The weights of path ``name`` (``"english"`` or ``"multilingual"``)."""
-        return {ENGLISH: self.english, MULTILINGUAL: self.multilingual}[name]
+        """The fusion weights ``name`` (one of :data:`FUSIONS`); ``chinese`` falls back to
+        the multilingual weights when the config has none."""
+        return {ENGLISH: self.english, MULTILINGUAL: self.multilingual,
+                CHINESE: self.chinese or self.multilingual}[name]
 
     def language_offset(self, query_language: str, document_language: str) -> float:
         """The logit offset of a (query, document) language pair; 0.0 when not listed."""
@@ -218,7 +239,8 @@ class _Pair:
 
     query: str
     document: str
-    path: str
+    path: str  # encoders: ENGLISH or MULTILINGUAL
+    fusion: str  # weights: the path, or CHINESE for Chinese-Chinese pairs
     lexical: float
     readable: bool
     languages: tuple[str, str]  # query's and document's, for the language offset
@@ -249,10 +271,10 @@ class OfflineRerankerV2(RerankerArchitecture):
         self._encode = {ENGLISH: encoders[ENGLISH].encode,
                         MULTILINGUAL: encoders[MULTILINGUAL].encode,
                         E5_QUERY: e5.encode_queries, E5_PASSAGE: e5.encode_passages}
-        self.lexical = {path: LexicalScorer(idf=idf, k1=settings.bm25_k1,
-                                            b=settings.path(path).bm25_b,
-                                            avgdl=settings.bm25_avgdl)
-                        for path in (ENGLISH, MULTILINGUAL)}
+        self.lexical = {fusion: LexicalScorer(idf=idf, k1=settings.bm25_k1,
+                                              b=settings.path(fusion).bm25_b,
+                                              avgdl=settings.bm25_avgdl)
+                        for fusion in FUSIONS}
         self.lexicon = frozenset(idf.idf) if settings.decompound else None
         self.ocr = ocr
         self.model_name = model_name
@@ -289,11 +311,11 @@ class OfflineRerankerV2(RerankerArchitecture):
         q = self._analyse(query_text, None)
         d = self._analyse(doc_text, options.effective_max_doc_length)
         readable = bool(q.text.strip()) and bool(d.text.strip())
-        path = ENGLISH if q.language == d.language == "english" else MULTILINGUAL
-        lexical = self.lexical[path].score(q.terms, d.terms) if readable else 0.0
+        path, fusion = _path_and_fusion(q.language, d.language)
+        lexical = self.lexical[fusion].score(q.terms, d.terms) if readable else 0.0
         tokens = (len(q.text) + len(d.text)) // 4 + 1  # rough, for batch planning only
         return PreparedPair(num_tokens=tokens,
-                            payload=_Pair(q.text, d.text, path, lexical, readable,
+                            payload=_Pair(q.text, d.text, path, fusion, lexical, readable,
                                           (q.language, d.language)),
                             warnings=(*query_warnings, *doc_warnings))
 
@@ -301,9 +323,9 @@ class OfflineRerankerV2(RerankerArchitecture):
         """Fused logits of a micro-batch (float64, one per pair)."""
         features = self.features(batch)
         logits = np.empty(len(batch))
-        for path in (ENGLISH, MULTILINGUAL):
-            rows = np.array([p.payload.path == path for p in batch])
-            logits[rows] = self.settings.path(path).logits(features.rows(rows))
+        for fusion in FUSIONS:
+            rows = np.array([p.payload.fusion == fusion for p in batch])
+            logits[rows] = self.settings.path(fusion).logits(features.rows(rows))
         logits += [self.settings.language_offset(*p.payload.languages) for p in batch]
         readable = np.array([p.payload.readable for p in batch])
         return np.where(readable, logits, NO_TEXT_LOGIT)
@@ -362,8 +384,16 @@ class OfflineRerankerV2(RerankerArchitecture):
 
     def path_of(self, query: str, document: str) -> str:
         """``"english"`` when both sides read as English, else ``"multilingual"``."""
-        languages = {self._analyse(query, None).language, self._analyse(document, None).language}
-        return ENGLISH if languages == {"english"} else MULTILINGUAL
+        return self._path_and_fusion_of(query, document)[0]
+
+    def fusion_of(self, query: str, document: str) -> str:
+        """The pair's fusion weights: its path's, or ``"chinese"`` when both sides read as
+        Chinese."""
+        return self._path_and_fusion_of(query, document)[1]
+
+    def _path_and_fusion_of(self, query: str, document: str) -> tuple[str, str]:
+        return _path_and_fusion(self._analyse(query, None).language,
+                                self._analyse(document, None).language)
 
     def _analyse(self, text: str, max_tokens: int | None) -> _Side:
         """A side cut to ``max_tokens`` word pieces, its language and index terms; cached
@@ -383,8 +413,8 @@ class OfflineRerankerV2(RerankerArchitecture):
 
     def lexical_score(self, query: str, document: str) -> float:
         """Normalised BM25 of the pair over :func:`m0rank.terms.index_terms` terms, with the
-        ``bm25_b`` of the pair's path."""
-        return self.lexical[self.path_of(query, document)].score(
+        ``bm25_b`` of the pair's fusion weights."""
+        return self.lexical[self.fusion_of(query, document)].score(
             self.terms_of(query), self.terms_of(document))
 
     def terms_of(self, text: str, max_tokens: int | None = None) -> list[str]:
