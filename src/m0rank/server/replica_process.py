@@ -20,7 +20,6 @@ import logging
 import multiprocessing
 import os
 import pickle
-import sys
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -340,11 +339,12 @@ def replica_main(conn: Connection, spec: ReplicaSpec) -> None:
 
 
 def _load_engine(spec: ReplicaSpec) -> Any:
+    import torch  # before loading: ONNX Runtime sessions size their thread pools from it
+
     from m0rank.api import Reranker
 
+    torch.set_num_threads(spec.threads)
     reranker = Reranker.from_pretrained(spec.model, device=spec.device, **spec.load_kwargs)
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(spec.threads)
     reranker.model.warmup()
     return reranker.engine
 

@@ -394,6 +394,34 @@ def test_incomplete_chinese_weights_in_config_are_a_load_error() -> None:
         OfflineV2Settings.from_config({"chinese": {"w_dense": 1.0, "bias": 0.0}})
 
 
+def test_chinese_null_in_config_means_the_multilingual_weights() -> None:
+    from m0rank.model.offline_v2 import OfflineV2Settings
+
+    settings = OfflineV2Settings.from_config({"chinese": None})
+    assert settings.chinese is None and settings.path("chinese") == settings.multilingual
+
+
+def test_onnxruntime_precision_without_the_packages_is_a_dependency_error(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    from m0rank.errors import MissingDependencyError
+    from m0rank.model.offline_v2 import encoders
+
+    monkeypatch.setattr(encoders, "onnxruntime_available", lambda: False)
+    with pytest.raises(MissingDependencyError, match="fp32-onnxruntime.*m0rank\\[offline\\]"):
+        encoders.FusedMiniLm(precision="fp32-onnxruntime")
+
+
+def test_onnx_session_takes_torchs_thread_count(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A server replica sets torch's threads to its share of the cores before loading."""
+    import torch
+
+    from m0rank.model.offline_v2.encoders import FusedMiniLm
+
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    session = FusedMiniLm(precision="fp32-onnxruntime").module.session
+    assert session.get_session_options().intra_op_num_threads == 1
+
+
 def test_bad_chinese_terms_in_config_is_a_load_error() -> None:
     from m0rank.errors import ModelLoadError
     from m0rank.model.offline_v2 import OfflineV2Settings

@@ -6,12 +6,13 @@ node by node with ``onnx.helper`` from the checkpoint's tensors and run with ONN
 CPU provider.
 
 Why: where the CPU has no native bf16, ``minilm_precision: auto`` used to run MiniLM in fp32
-torch, whose matrix products go to MKL; on the AMD benchmark CPU with bf16 turned off that
-took 5.3 s per 100 English documents of 256 pieces, over the 4 s goal. ONNX Runtime's own
-fp32 kernels ran the same model in 2.6-2.8 s with vectors within 2e-7 of torch's
-(``bench/offline_speed.py``). The graph is built in memory at load (about 0.3 s), not
-exported by tracing (``torch.onnx.export`` took 2.3 s of the cold start) and not cached on
-disk.
+torch, whose matrix products go to MKL; on the AMD benchmark CPU with bf16 turned off v2
+took 5.51 s per 100 English documents of 256 pieces that way, over the 4 s goal, and 3.29 s
+with this route (one run, ``bench/results/offline_speed.json``; the encoder alone 4.43 s
+against 3.53 s there), with vectors within 1e-5 of torch's (tested). The graph is built in
+memory at load, not exported by tracing (``torch.onnx.export`` took 2.3 s, a one-off
+measurement) and not cached on disk; the cold start was 3.39 s against 2.78 s in fp32
+torch.
 """
 
 from __future__ import annotations
@@ -37,20 +38,24 @@ class OnnxBert:
     Args:
         config: The checkpoint's ``config.json`` (hidden size, heads, layers, eps).
         state: Tensors named as ``encoders.bert_modules``'s module (``encoders._bert_state``).
-        threads: Intra-op threads of the ONNX Runtime session; 0 lets ONNX Runtime use one
-            per physical core, as torch does by default.
+        threads: Intra-op threads of the ONNX Runtime session; default: torch's
+            ``get_num_threads()``, so a server replica's share of the cores (set before its
+            model loads) holds for both.
     """
 
-    def __init__(self, config: dict[str, Any], state: dict[str, Any], threads: int = 0) -> None:
+    def __init__(self, config: dict[str, Any], state: dict[str, Any],
+                 threads: int | None = None) -> None:
         import onnxruntime as ort
+        import torch
 
         options = ort.SessionOptions()
-        options.intra_op_num_threads = threads
+        options.intra_op_num_threads = threads or torch.get_num_threads()
         options.inter_op_num_threads = 1
         model = _bert_graph(config, {name: _array(t) for name, t in state.items()})
         self.session = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
 
     def __call__(self, ids: Any, mask: Any) -> Any:
+        """Unit vectors of a padded batch (``run_padded`` passes torch tensors)."""
         import torch
 
         out = self.session.run(None, {"ids": ids.numpy(), "mask": mask.numpy()})[0]
@@ -58,6 +63,7 @@ class OnnxBert:
 
 
 def _array(tensor: Any) -> np.ndarray:
+    """A checkpoint tensor as the fp32 numpy array an ONNX initializer is built from."""
     return tensor.detach().float().numpy()
 
 
