@@ -29,10 +29,12 @@ How a pair is scored:
    the multilingual path's features but weights of its own (``chinese``): fitted on
    Chinese-Chinese lists only, where e5 and the lexical side count more than in the
    multilingual weights, which are fitted on mixed-language lists (there a heavy e5 or
-   lexical share lets same-language distractors outscore cross-lingual answers). Each set of
-   weights is a logistic regression with balanced classes, so all read as "probability of
-   relevance under a 50/50 prior". The fitting data is named in ``config.json`` and the
-   docs.
+   lexical share lets same-language distractors outscore cross-lingual answers). The english
+   and multilingual weights are logistic regressions with balanced classes, so both read as
+   "probability of relevance under a 50/50 prior"; the chinese weights take their ratios
+   from the fit but their scale and bias from the multilingual weights (irrelevant Chinese
+   pairs get the mean and spread they have there), so their scores stay comparable with
+   other languages'. The fitting data is named in ``config.json`` and the docs.
 7. ``offset``: the *language offset* of the pair's (query language, document language), so
    that scores mean the same across languages. Encoders give same-language pairs higher
    cosines than cross-lingual ones whatever their relevance (Chinese-Chinese most of all), so
